@@ -1,0 +1,16 @@
+"""ode_zoo: continuous-depth models for Keras 3 / TensorFlow.
+
+Example:
+    >>> import tensorflow as tf
+    >>> import ode_zoo
+    >>> ys = ode_zoo.odeint(lambda t, y: -y, tf.ones([3]), tf.constant([0.0, 1.0]))
+    >>> ys.shape
+    TensorShape([2, 3])
+"""
+__version__ = "0.1.0"
+
+from ode_zoo.solvers import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
+                             SolveStats, StepSizeTooSmallError, odeint)
+
+__all__ = ["__version__", "odeint", "SolveStats", "ODESolverError", "MaxStepsExceededError",
+           "StepSizeTooSmallError", "NonFiniteStateError"]

@@ -1,0 +1,10 @@
+"""Numerical ODE solvers in pure TensorFlow (no Keras): `odeint` with fixed-step
+and adaptive Runge–Kutta methods and adjoint gradients."""
+from ode_zoo.solvers.errors import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
+                                    Status, StepSizeTooSmallError)
+from ode_zoo.solvers.odeint import odeint
+from ode_zoo.solvers.stats import SolveStats
+from ode_zoo.solvers.tableaus import TABLEAUS
+
+__all__ = ["odeint", "SolveStats", "Status", "TABLEAUS", "ODESolverError",
+           "MaxStepsExceededError", "StepSizeTooSmallError", "NonFiniteStateError"]

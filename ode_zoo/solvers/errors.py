@@ -1,0 +1,92 @@
+"""Why a solve stopped: status codes carried out of the solver loop, and the
+exceptions `odeint` raises for them.
+
+Inside the loop nothing is raised (that would not survive `tf.function` or XLA);
+the loop ends with a status code and `odeint` turns it into an exception.
+
+Example:
+    >>> from ode_zoo.solvers.errors import Status, error_for_status
+    >>> error = error_for_status(Status.MAX_STEPS, stage="odeint", max_num_steps=10,
+    ...                          min_step_size=0.0)
+    >>> isinstance(error, MaxStepsExceededError)
+    True
+"""
+from __future__ import annotations
+
+import enum
+
+import tensorflow as tf
+
+
+class Status(enum.IntEnum):
+    """Outcome of a solve, as an int32 in `SolveStats.status`."""
+
+    SUCCESS = 0
+    MAX_STEPS = 1
+    STEP_TOO_SMALL = 2
+    NON_FINITE = 3
+
+
+class ODESolverError(RuntimeError):
+    """A solve that could not reach the final time."""
+
+
+class MaxStepsExceededError(ODESolverError):
+    """The step budget `max_num_steps` ran out before the final time."""
+
+
+class StepSizeTooSmallError(ODESolverError):
+    """The step size controller asked for a step below the minimum."""
+
+
+class NonFiniteStateError(ODESolverError):
+    """The state or its derivative became NaN or infinite."""
+
+
+_MESSAGES = {
+    Status.MAX_STEPS: (
+        MaxStepsExceededError,
+        "{stage} reached max_num_steps={max_num_steps} (accepted and rejected steps) "
+        "before the final time. The problem may be stiff or the tolerances too tight: "
+        "raise max_num_steps, loosen rtol/atol (adjoint_rtol/adjoint_atol for the "
+        "backward solve), or use a fixed step_size."),
+    Status.STEP_TOO_SMALL: (
+        StepSizeTooSmallError,
+        "{stage}: the step size fell below min_step_size={min_step_size} (or the "
+        "floating-point resolution of t). The solution may blow up or be stiff: loosen "
+        "rtol/atol, lower min_step_size, or check the vector field."),
+    Status.NON_FINITE: (
+        NonFiniteStateError,
+        "{stage} met a NaN or infinite value in the state or in func(t, y) and could "
+        "not recover by shrinking the step. Check func and y0 for NaN/inf, or use "
+        "a smaller step_size / tighter tolerances."),
+}
+
+
+def message_for_status(status: Status, **knobs) -> str:
+    """The explanation of a failed status, naming the knob to turn."""
+    return _MESSAGES[Status(status)][1].format(**knobs)
+
+
+def error_for_status(status: Status, **knobs) -> ODESolverError:
+    """The exception for a failed status."""
+    cls, _ = _MESSAGES[Status(status)]
+    return cls(message_for_status(status, **knobs))
+
+
+def guard(value: tf.Tensor, status: tf.Tensor, stage: str = "odeint", **knobs) -> tf.Tensor:
+    """`value`, once `status` is known to be SUCCESS.
+
+    Eager: raises the matching `ODESolverError`. Graph: adds assertions that fail
+    with the same message (`tf.errors.InvalidArgumentError`). XLA drops
+    assertions; there the unreached outputs are NaN and `status` tells why.
+    """
+    if tf.executing_eagerly():
+        if int(status) != Status.SUCCESS:
+            raise error_for_status(Status(int(status)), stage=stage, **knobs)
+        return value
+    checks = [tf.debugging.Assert(tf.not_equal(status, int(s)),
+                                  [message_for_status(s, stage=stage, **knobs)])
+              for s in _MESSAGES]
+    with tf.control_dependencies(checks):
+        return tf.identity(value)
