@@ -10,7 +10,7 @@ Example:
 __version__ = "0.1.0"
 
 from ode_zoo.solvers import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
-                             SolveStats, StepSizeTooSmallError, odeint)
+                             SolveStats, StatsRecorder, StepSizeTooSmallError, odeint)
 
-__all__ = ["__version__", "odeint", "SolveStats", "ODESolverError", "MaxStepsExceededError",
+__all__ = ["__version__", "odeint", "SolveStats", "StatsRecorder", "ODESolverError", "MaxStepsExceededError",
            "StepSizeTooSmallError", "NonFiniteStateError"]

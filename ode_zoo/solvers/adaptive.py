@@ -51,9 +51,9 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
     """Integrate over increasing `t` with error control.
 
     Returns (outputs [len(t), n], SolveStats). Ends with status MAX_STEPS after
-    `max_num_steps` trial steps, STEP_TOO_SMALL when the controller wants a step
-    below max(min_step_size, 4·eps·max|t|) (NON_FINITE if NaN/inf caused it);
-    outputs not reached are NaN.
+    `max_num_steps` trial steps, STEP_TOO_SMALL when a step of the minimum size
+    max(min_step_size, 4·eps·max|t|) is rejected (NON_FINITE if NaN/inf caused
+    it); steps never go below that size. Outputs not reached are NaN.
     """
     if not (tableau.fsal and tableau.dense):
         raise ValueError(f"{tableau.name} has no dense output; it cannot run adaptively.")
@@ -77,8 +77,9 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
         finite = tf.math.is_finite(norm) & tf.reduce_all(tf.math.is_finite(step.y1))
         accept = (norm <= 1.0) & finite
         idx, buf = _write_outputs(t, idx, buf, accept, t0, h, t1, y, step, tableau)
-        h_next = h * step_factor(tf.where(finite, norm, np.inf), prev_norm, tableau.error_order)
-        stuck = ~accept & (h_next < floor)
+        h_next = tf.maximum(h * step_factor(tf.where(finite, norm, np.inf), prev_norm,
+                                            tableau.error_order), floor)
+        stuck = ~accept & ~(h > floor)  # rejected at the floor; a NaN step is stuck too
         status = tf.where(stuck, tf.where(finite, Status.STEP_TOO_SMALL, Status.NON_FINITE),
                           status)
         return (tf.where(accept, t1, t0), tf.where(accept, step.y1, y),
@@ -88,8 +89,8 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
                 status)
 
     f_y0 = f(t_start, y0)
-    h0 = tf.minimum(initial_step(f, t_start, y0, f_y0, tableau.order, rtol, atol, mask),
-                    t_end - t_start)
+    h0 = tf.minimum(tf.maximum(initial_step(f, t_start, y0, f_y0, tableau.order, rtol, atol,
+                                            mask), floor), t_end - t_start)
     zero = tf.constant(0, tf.int32)
     _, _, _, _, _, idx, buf, accepted, rejected, status = tf.while_loop(
         cond, body,
@@ -98,6 +99,6 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
         maximum_iterations=max_num_steps)
     status = tf.where(tf.equal(status, Status.SUCCESS) & (idx < num_outputs),
                       Status.MAX_STEPS, status)
-    outputs = finish_outputs(buf, idx, num_outputs)
+    outputs = finish_outputs(buf, y0, idx, num_outputs)
     evals = 2 + (accepted + rejected) * (tableau.num_stages - 1)
     return outputs, SolveStats(evals, accepted, rejected, status)

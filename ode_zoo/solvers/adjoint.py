@@ -28,7 +28,7 @@ import tensorflow as tf
 from ode_zoo.solvers.errors import Status, guard
 from ode_zoo.solvers.fields import VectorField
 from ode_zoo.solvers.solve import SolverOptions, solve_flat
-from ode_zoo.solvers.stats import SolveStats
+from ode_zoo.solvers.stats import SolveStats, StatsRecorder
 
 
 def _augmented_dynamics(field: VectorField, params: List[tf.Tensor],
@@ -43,15 +43,19 @@ def _augmented_dynamics(field: VectorField, params: List[tf.Tensor],
         grads = tape.gradient(dz, [z] + list(params) + list(variables), output_gradients=a,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         vjps = [tf.reshape(g, [-1]) for g in grads]
-        return tf.concat([dz] + [-v for v in vjps], axis=0)
+        derivative = tf.concat([dz] + [-v for v in vjps], axis=0)
+        derivative.set_shape(state.shape)
+        return derivative
     return dynamics
 
 
 def odeint_adjoint(field: VectorField, y0: tf.Tensor, t: tf.Tensor, options: SolverOptions,
-                   backward_options: SolverOptions, seminorm: bool):
+                   backward_options: SolverOptions, seminorm: bool,
+                   backward_stats: Optional[StatsRecorder] = None):
     """Solve on the packed state `y0` with adjoint gradients for y0, t and θ.
 
-    Returns (outputs [len(t), n], forward SolveStats).
+    Returns (outputs [len(t), n], forward SolveStats); the backward solve's
+    counts go to `backward_stats` when the gradient is computed.
     """
     forward_stats: List[Optional[SolveStats]] = [None]
 
@@ -63,7 +67,7 @@ def odeint_adjoint(field: VectorField, y0: tf.Tensor, t: tf.Tensor, options: Sol
             variables = list(variables or [])
             d_ys = tf.zeros_like(ys) if d_ys is None else d_ys
             wrt = list(params) + variables
-            n = tf.size(y0)
+            n = y0.shape[0] if y0.shape[0] is not None else tf.size(y0)
             param_sizes = [tf.size(p) for p in wrt]
             total_param_size = tf.add_n(param_sizes) if param_sizes else tf.constant(0)
             opts = backward_options
@@ -72,19 +76,26 @@ def odeint_adjoint(field: VectorField, y0: tf.Tensor, t: tf.Tensor, options: Sol
                     [tf.ones([2 * n], y0.dtype), tf.zeros([total_param_size], y0.dtype)], 0))
             dynamics = _augmented_dynamics(field, list(params), variables, n)
 
-            def segment(i, state, status):
+            def segment(i, state, counts):
                 states, stats = solve_flat(dynamics, state, tf.stack([t[i], t[i - 1]]), opts)
                 end = states[-1]
                 state = tf.concat([ys[i - 1], end[n:2 * n] + d_ys[i - 1], end[2 * n:]], 0)
-                return i - 1, state, tf.where(tf.equal(status, Status.SUCCESS), stats.status,
-                                              status)
+                state.set_shape(start.shape)
+                status = tf.where(tf.equal(counts.status, Status.SUCCESS), stats.status,
+                                  counts.status)
+                return i - 1, state, SolveStats(*[c + s for c, s in zip(counts[:3], stats[:3])],
+                                                status)
 
             start = tf.concat([ys[-1], d_ys[-1], tf.zeros([total_param_size], y0.dtype)], 0)
-            _, state, status = tf.while_loop(
+            zero = tf.constant(0, tf.int32)
+            _, state, counts = tf.while_loop(
                 lambda i, *_: i > 0, segment,
-                (tf.shape(t)[0] - 1, start, tf.constant(0, tf.int32)))
-            a0 = guard(state[n:2 * n], status, stage="odeint's adjoint (backward) solve",
-                       max_num_steps=opts.max_num_steps, min_step_size=opts.min_step_size)
+                (tf.shape(t)[0] - 1, start, SolveStats(zero, zero, zero, zero)))
+            recorded = [] if backward_stats is None else backward_stats.record(counts)
+            with tf.control_dependencies(recorded):
+                a0 = guard(state[n:2 * n], counts.status,
+                           stage="odeint's adjoint (backward) solve",
+                           max_num_steps=opts.max_num_steps, min_step_size=opts.min_step_size)
             flat_param_grads = tf.split(state[2 * n:], param_sizes) if wrt else []
             param_grads = [tf.reshape(g, tf.shape(p)) for g, p in zip(flat_param_grads, wrt)]
 

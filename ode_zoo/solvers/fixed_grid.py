@@ -85,6 +85,6 @@ def solve_fixed(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Tenso
         maximum_iterations=max(limit, 1))
     status = tf.where(tf.equal(status, Status.SUCCESS) & (i < num_outputs - 1),
                       Status.MAX_STEPS, status)
-    outputs = finish_outputs(buf, i + 1, num_outputs)
+    outputs = finish_outputs(buf, y0, i + 1, num_outputs)
     evals = k * evals_per_step + (1 if tableau.fsal else 0)
     return outputs, SolveStats(evals, k, zero, status)

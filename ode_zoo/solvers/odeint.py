@@ -11,13 +11,17 @@ from ode_zoo.solvers.errors import guard
 from ode_zoo.solvers.fields import VectorField
 from ode_zoo.solvers.solve import SolverOptions, solve_flat
 from ode_zoo.solvers.state import StatePacker
+from ode_zoo.solvers.stats import StatsRecorder
 from ode_zoo.solvers.tableaus import TABLEAUS
 
 ADJOINT_MODES = (False, True, "seminorm")
 
 
-def _check_options(method, rtol, atol, step_size, num_steps, adjoint, max_num_steps,
-                   min_step_size) -> None:
+def check_solver_options(method: str, rtol: float, atol: float, step_size: Optional[float],
+                         num_steps: Optional[int], adjoint: Union[bool, str],
+                         max_num_steps: int, min_step_size: float = 0.0) -> None:
+    """Raise a `ValueError` that names the accepted values for a bad option of
+    `odeint` (also used by layers that hold these options)."""
     if method not in TABLEAUS:
         raise ValueError(f"Unknown method {method!r}; available methods are {sorted(TABLEAUS)}.")
     if step_size is not None and num_steps is not None:
@@ -32,7 +36,7 @@ def _check_options(method, rtol, atol, step_size, num_steps, adjoint, max_num_st
             f"an adaptive method ({sorted(m for m, tb in TABLEAUS.items() if tb.adaptive)}).")
     if rtol < 0 or atol < 0 or rtol + atol == 0:
         raise ValueError(f"rtol and atol must be >= 0 and not both 0, got {rtol}, {atol}.")
-    if not any(adjoint is mode for mode in ADJOINT_MODES[:2]) and adjoint != "seminorm":
+    if not (adjoint is False or adjoint is True or adjoint == "seminorm"):
         raise ValueError(f"adjoint must be one of {ADJOINT_MODES}, got {adjoint!r}.")
     if int(max_num_steps) != max_num_steps or max_num_steps < 1:
         raise ValueError(f"max_num_steps must be a positive integer, got {max_num_steps}.")
@@ -72,7 +76,8 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
            step_size: Optional[float] = None, num_steps: Optional[int] = None,
            adjoint: Union[bool, str] = False, adjoint_rtol: Optional[float] = None,
            adjoint_atol: Optional[float] = None, max_num_steps: int = 4096,
-           min_step_size: float = 0.0, return_stats: bool = False):
+           min_step_size: float = 0.0, return_stats: bool = False,
+           backward_stats: Optional[StatsRecorder] = None):
     """Solve dy/dt = func(t, y) from y(t[0]) = y0 and return y at every time in `t`.
 
     Args:
@@ -90,14 +95,19 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
         fewest equal steps no longer than it.
       num_steps: fixed-grid steps over [t[0], t[-1]] (instead of step_size).
       adjoint: False backpropagates through the solver (best for short
-        fixed-step solves); True uses the adjoint method (memory independent of
-        the number of steps); "seminorm" the adjoint whose backward error control
+        fixed-step solves; under XLA an adaptive solve then preallocates
+        activations for max_num_steps steps, so lower max_num_steps or use the
+        adjoint there); True uses the adjoint method (memory independent of the
+        number of steps); "seminorm" the adjoint whose backward error control
         ignores parameter gradients (fewer backward evaluations).
       adjoint_rtol, adjoint_atol: tolerances of the backward solve (default:
         rtol, atol).
       max_num_steps: bound on trial steps (accepted + rejected) per solve.
-      min_step_size: adaptive steps below max(min_step_size, 4·eps·max|t|) fail.
+      min_step_size: adaptive steps never go below max(min_step_size,
+        4·eps·max|t|); a rejected step of that size ends the solve.
       return_stats: also return a `SolveStats` of the forward solve.
+      backward_stats: a `StatsRecorder` that receives the counts of the
+        adjoint's backward solve when the gradient is computed.
 
     Returns:
       The solution with a leading axis of len(t) on every leaf of y0's
@@ -118,8 +128,8 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
         >>> round(float(ys[-1, 0]), 4)    # exp(-1)
         0.3679
     """
-    _check_options(method, rtol, atol, step_size, num_steps, adjoint, max_num_steps,
-                   min_step_size)
+    check_solver_options(method, rtol, atol, step_size, num_steps, adjoint, max_num_steps,
+                         min_step_size)
     packer = StatePacker(y0)
     t = tf.cast(tf.convert_to_tensor(t), packer.dtype)
     y0_flat = _check_inputs(packer.pack(y0), t)
@@ -136,7 +146,7 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
             num_steps=num_steps, max_num_steps=options.max_num_steps,
             min_step_size=min_step_size)
         ys, stats = odeint_adjoint(field, y0_flat, t, options, backward,
-                                   seminorm=adjoint == "seminorm")
+                                   seminorm=adjoint == "seminorm", backward_stats=backward_stats)
     ys = guard(ys, stats.status, max_num_steps=max_num_steps, min_step_size=min_step_size)
     solution = packer.unpack_trajectory(ys)
     return (solution, stats) if return_stats else solution

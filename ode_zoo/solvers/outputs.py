@@ -4,7 +4,7 @@ time, NaN where a failed solve never arrived.
 Example:
     >>> import tensorflow as tf
     >>> buf = new_outputs(tf.constant([1.0, 2.0]), num_outputs=3)
-    >>> finish_outputs(buf, written=1, num_outputs=3).shape
+    >>> finish_outputs(buf, tf.constant([1.0, 2.0]), written=1, num_outputs=3).shape
     TensorShape([3, 2])
 """
 from __future__ import annotations
@@ -18,10 +18,13 @@ def new_outputs(y0: tf.Tensor, num_outputs) -> tf.TensorArray:
     return buffer.write(0, y0)
 
 
-def finish_outputs(buffer: tf.TensorArray, written, num_outputs) -> tf.Tensor:
+def finish_outputs(buffer: tf.TensorArray, y0: tf.Tensor, written, num_outputs) -> tf.Tensor:
     """Stack the buffer after filling the entries [written, num_outputs) with NaN."""
-    def fill(i, buf):
-        return i + 1, buf.write(i, tf.fill(tf.shape(buf.read(0)), tf.constant(float("nan"), buf.dtype)))
+    nan = tf.fill(tf.shape(y0), tf.constant(float("nan"), y0.dtype))
 
-    _, buffer = tf.while_loop(lambda i, _: i < num_outputs, fill, (written, buffer))
+    def fill(i, buf):
+        return i + 1, buf.write(i, nan)
+
+    _, buffer = tf.while_loop(lambda i, _: i < num_outputs, fill, (written, buffer),
+                              maximum_iterations=num_outputs)
     return buffer.stack()

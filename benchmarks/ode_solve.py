@@ -1,0 +1,215 @@
+"""Benchmark: ode_zoo's odeint against tfp.math.ode.DormandPrince, same run,
+same weights, 2 threads.
+
+Field f(y) = tanh(tanh(y W1 + b1) W2 + b2) W3 + b3 with D=64, H=256, batch 512,
+t in [0, 1], dopri5 at rtol = atol = 1e-5. Prints times, evaluation counts and
+the ratios the issue sets as targets:
+
+  forward time <= 0.7x TFP-XLA, forward evaluations <= 50,
+  adjoint gradient time <= 0.5x TFP-XLA gradient time,
+  seminorm >= 25% fewer backward evaluations than the full adjoint,
+  solve time <= 1.1x (evaluations x per-evaluation time inside a loop),
+  adjoint peak memory flat as the number of steps grows (backprop grows).
+
+Run: python benchmarks/ode_solve.py [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+D, H, BATCH, RTOL, ATOL = 64, 256, 512, 1e-5, 1e-5
+
+
+def setup_threads() -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def make_weights(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    shapes = [(D, H), (H,), (H, H), (H,), (H, D), (D,)]
+    weights = []
+    for shape in shapes:
+        scale = 1.0 / np.sqrt(shape[0]) if len(shape) == 2 else 0.1
+        weights.append(tf.Variable((rng.normal(size=shape) * scale).astype(np.float32)))
+    y0 = tf.constant(rng.normal(size=(BATCH, D)).astype(np.float32))
+    return weights, y0
+
+
+def mlp(weights, y):
+    w1, b1, w2, b2, w3, b3 = weights
+    return tf.tanh(tf.tanh(y @ w1 + b1) @ w2 + b2) @ w3 + b3
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time of fn() after one warm-up call (which compiles)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else x, out)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def ode_zoo_functions(weights, y0):
+    from ode_zoo import StatsRecorder, odeint
+    t = tf.constant([0.0, 1.0])
+    field = lambda s, y: mlp(weights, y)  # noqa: E731
+
+    def forward():
+        ys, stats = odeint(field, y0, t, rtol=RTOL, atol=ATOL, return_stats=True)
+        return ys[-1], stats.num_evaluations
+
+    recorders = {mode: StatsRecorder() for mode in ("adjoint", "seminorm")}
+
+    def gradient(mode):
+        adjoint = {"backprop": False, "adjoint": True, "seminorm": "seminorm"}[mode]
+
+        def run():
+            with tf.GradientTape() as tape:
+                ys = odeint(field, y0, t, rtol=RTOL, atol=ATOL, adjoint=adjoint,
+                            backward_stats=recorders.get(mode))
+                loss = tf.reduce_sum(ys[-1] ** 2)
+            return tape.gradient(loss, weights)
+        return run
+
+    return forward, gradient, recorders
+
+
+def tfp_functions(weights, y0):
+    import tensorflow_probability as tfp
+    solver = tfp.math.ode.DormandPrince(rtol=RTOL, atol=ATOL)
+
+    def forward():
+        result = solver.solve(lambda s, y: mlp(weights, y), 0.0, y0, solution_times=[1.0])
+        return result.states[-1], result.diagnostics.num_ode_fn_evaluations
+
+    def gradient():
+        with tf.GradientTape() as tape:
+            result = solver.solve(lambda s, y: mlp(weights, y), 0.0, y0, solution_times=[1.0])
+            loss = tf.reduce_sum(result.states[-1] ** 2)
+        return tape.gradient(loss, weights)
+
+    return forward, gradient
+
+
+def per_evaluation_time(weights, y0, repeats: int, loops: int = 200) -> float:
+    """Time of one f evaluation inside an XLA while loop."""
+    @tf.function(jit_compile=True)
+    def run():
+        return tf.while_loop(lambda i, y: i < loops,
+                             lambda i, y: (i + 1, y + 1e-3 * mlp(weights, y)),
+                             (tf.constant(0), y0))[1]
+    return timed(run, repeats) / loops
+
+
+def memory_probe(mode: str, num_steps: int) -> None:
+    """Child process: gradient of a fixed-step rk4 solve; prints peak RSS (MB)."""
+    setup_threads()
+    from ode_zoo import odeint
+    weights, y0 = make_weights()
+
+    @tf.function
+    def run():
+        with tf.GradientTape() as tape:
+            ys = odeint(lambda s, y: mlp(weights, y), y0, tf.constant([0.0, 1.0]), method="rk4",
+                        num_steps=num_steps, adjoint=mode == "adjoint")
+            loss = tf.reduce_sum(ys[-1] ** 2)
+        return tape.gradient(loss, weights)
+
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": peak / 1024, "growth_mb": (peak - baseline) / 1024}))
+
+
+def measure_memory(steps=(10, 40, 160)):
+    rows = {}
+    for mode in ("adjoint", "backprop"):
+        for n in steps:
+            out = subprocess.run([sys.executable, __file__, "--memory-probe", mode, str(n)],
+                                 capture_output=True, text=True, check=True)
+            rows[(mode, n)] = json.loads(out.stdout.strip().splitlines()[-1])["growth_mb"]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory-probe", nargs=2, metavar=("MODE", "STEPS"))
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    if args.memory_probe:
+        memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
+        return
+    setup_threads()
+    weights, y0 = make_weights()
+    zoo_forward, zoo_gradient, recorders = ode_zoo_functions(weights, y0)
+    tfp_forward, tfp_gradient = tfp_functions(weights, y0)
+    xla = lambda fn: tf.function(fn, jit_compile=True)  # noqa: E731
+
+    results = {}
+    _, zoo_nfe = xla(zoo_forward)()
+    _, tfp_nfe = xla(tfp_forward)()
+    results["forward ode_zoo xla"] = timed(xla(zoo_forward), args.repeats)
+    results["forward ode_zoo graph"] = timed(tf.function(zoo_forward), args.repeats)
+    results["forward tfp xla"] = timed(xla(tfp_forward), args.repeats)
+    results["forward tfp graph"] = timed(tf.function(tfp_forward), args.repeats)
+    for mode in ("adjoint", "seminorm"):
+        results[f"gradient ode_zoo {mode} xla"] = timed(xla(zoo_gradient(mode)), args.repeats)
+    # Backprop through an adaptive loop under XLA preallocates max_num_steps steps of
+    # activations (48 GB here), so it is measured in graph mode.
+    results["gradient ode_zoo backprop graph"] = timed(tf.function(zoo_gradient("backprop")),
+                                                       args.repeats)
+    results["gradient tfp xla"] = timed(xla(tfp_gradient), args.repeats)
+    results["gradient tfp graph"] = timed(tf.function(tfp_gradient), args.repeats)
+    eval_time = per_evaluation_time(weights, y0, args.repeats)
+    backward_nfe = {m: int(r.result().num_evaluations) for m, r in recorders.items()}
+
+    print(f"\n== ode_solve benchmark: D={D} H={H} batch={BATCH} dopri5 rtol=atol={RTOL}, "
+          f"2 threads, median of {args.repeats} ==")
+    for name, seconds in results.items():
+        print(f"{name:32s} {seconds * 1000:9.1f} ms")
+    print(f"{'single f evaluation (xla loop)':32s} {eval_time * 1000:9.3f} ms")
+    print(f"forward evaluations: ode_zoo {int(zoo_nfe)}, tfp {int(tfp_nfe)}")
+    print(f"backward evaluations: adjoint {backward_nfe['adjoint']}, "
+          f"seminorm {backward_nfe['seminorm']}")
+    checks = [
+        ("forward time / tfp xla", results["forward ode_zoo xla"] / results["forward tfp xla"],
+         "<=", 0.7),
+        ("forward evaluations", int(zoo_nfe), "<=", 50),
+        ("adjoint gradient time / tfp xla gradient",
+         results["gradient ode_zoo adjoint xla"] / results["gradient tfp xla"], "<=", 0.5),
+        ("seminorm backward evaluation saving",
+         1 - backward_nfe["seminorm"] / backward_nfe["adjoint"], ">=", 0.25),
+        ("solve time / (evaluations x eval time)",
+         results["forward ode_zoo xla"] / (int(zoo_nfe) * eval_time), "<=", 1.1),
+    ]
+    if not args.skip_memory:
+        memory = measure_memory()
+        print("peak memory growth of the gradient (MB) by rk4 steps:")
+        for (mode, n), mb in memory.items():
+            print(f"  {mode:9s} steps={n:4d} {mb:8.1f}")
+        checks.append(("adjoint memory growth 160 vs 10 steps (MB)",
+                       memory[("adjoint", 160)] - memory[("adjoint", 10)], "<=", 20.0))
+    print("\nratio                                          measured   target   ok")
+    for name, value, op, target in checks:
+        ok = value <= target if op == "<=" else value >= target
+        print(f"{name:46s} {value:9.3f}  {op} {target:<6} {'yes' if ok else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Keras layers: the `ODEBlock` and time-conditioned vector fields.
+
+Example:
+    >>> import tensorflow as tf
+    >>> from ode_zoo.layers import DenseVectorField, ODEBlock
+    >>> ODEBlock(DenseVectorField(hidden_units=(8,)))(tf.ones((2, 3))).shape
+    TensorShape([2, 3])
+"""
+
+from ode_zoo.layers.ode_block import ODEBlock
+from ode_zoo.layers.vector_fields import ConcatConv2D, ConcatSquashDense, DenseVectorField
+
+__all__ = ["ConcatConv2D", "ConcatSquashDense", "DenseVectorField", "ODEBlock"]

@@ -1,0 +1,219 @@
+"""Time-conditioned vector-field layers: `call(t, y)` returns dy/dt.
+
+Every layer here takes a scalar time `t` and a state `y` and is built with
+`build(t_shape, y_shape)`, so it can be passed to `ode_zoo.solvers.odeint` or
+wrapped in `ode_zoo.layers.ODEBlock`.
+
+The layers compute in their dtype policy's compute dtype and return dy/dt in
+`y`'s dtype. Called as `layer(t, y)`, Keras has already cast `t` and `y` to the
+compute dtype; `odeint` evaluates the layer through `stateless_call`, which
+skips that cast, so `call` does it itself and casts the result back to the
+solver's state dtype. For float64 solves, make the layer with `dtype="float64"`.
+
+Example:
+    >>> import tensorflow as tf
+    >>> field = DenseVectorField(hidden_units=(16,))
+    >>> field(tf.constant(0.5), tf.zeros((4, 3))).shape
+    TensorShape([4, 3])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+from keras import ops
+
+
+def _compute_inputs(layer: keras.layers.Layer, t: Any, y: Any) -> tuple[Any, Any]:
+    """`t` and `y` cast to the layer's compute dtype."""
+    return ops.cast(t, layer.compute_dtype), ops.cast(y, layer.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="ode_zoo")
+class ConcatSquashDense(keras.layers.Layer):
+    """FFJORD's ConcatSquash linear layer on the last axis of `y`.
+
+    `out = activation((y @ kernel + bias) * sigmoid(t * gate_kernel + gate_bias)
+    + t * hyper_kernel)`: a dense layer whose units are gated and shifted by the
+    time, with a per-unit gate and a per-unit (bias-free) hyper-bias.
+
+    Args:
+      units: output width.
+      activation: applied to the result (name or callable); None is linear.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> layer = ConcatSquashDense(5, activation="tanh")
+        >>> layer(tf.constant(1.0), tf.ones((2, 3))).shape
+        TensorShape([2, 5])
+    """
+
+    def __init__(self, units: int, activation: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(units) != units or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}.")
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, t_shape: tuple, y_shape: tuple) -> None:
+        input_dim = y_shape[-1]
+        if input_dim is None:
+            raise ValueError(f"The last axis of y must be known, got y shape {y_shape}.")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_dim, self.units), initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+        self.gate_kernel = self.add_weight(
+            name="gate_kernel", shape=(self.units,), initializer="glorot_uniform")
+        self.gate_bias = self.add_weight(
+            name="gate_bias", shape=(self.units,), initializer="zeros")
+        self.hyper_kernel = self.add_weight(
+            name="hyper_kernel", shape=(self.units,), initializer="glorot_uniform")
+
+    def call(self, t: Any, y: Any) -> Any:
+        t_c, y_c = _compute_inputs(self, t, y)
+        gate = ops.sigmoid(t_c * self.gate_kernel + self.gate_bias)
+        out = (ops.matmul(y_c, self.kernel) + self.bias) * gate + t_c * self.hyper_kernel
+        return ops.cast(self.activation(out), y.dtype)
+
+    def compute_output_shape(self, t_shape: tuple, y_shape: tuple) -> tuple:
+        return tuple(y_shape[:-1]) + (self.units,)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {"units": self.units, "activation": keras.activations.serialize(self.activation)})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ode_zoo")
+class ConcatConv2D(keras.layers.Layer):
+    """A 2-D convolution of `y` (NHWC) with the time appended as a constant channel.
+
+    Args:
+      filters: output channels.
+      kernel_size: convolution window (int or pair).
+      strides: convolution strides (int or pair).
+      padding: "same" or "valid".
+      transpose: use `Conv2DTranspose` (upsampling by `strides`) instead of `Conv2D`.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> layer = ConcatConv2D(8, strides=2)
+        >>> layer(tf.constant(0.0), tf.zeros((2, 6, 6, 3))).shape
+        TensorShape([2, 3, 3, 8])
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int] = 3,
+        strides: int | tuple[int, int] = 1,
+        padding: str = "same",
+        transpose: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.transpose = bool(transpose)
+        conv_class = keras.layers.Conv2DTranspose if self.transpose else keras.layers.Conv2D
+        self.conv = conv_class(
+            filters, kernel_size, strides=strides, padding=padding,
+            dtype=self.dtype_policy, name="conv")
+
+    def build(self, t_shape: tuple, y_shape: tuple) -> None:
+        if len(y_shape) != 4:
+            raise ValueError(f"ConcatConv2D expects y of shape (batch, H, W, C), got {y_shape}.")
+        self.conv.build(tuple(y_shape[:-1]) + (y_shape[-1] + 1,))
+
+    def call(self, t: Any, y: Any) -> Any:
+        t_c, y_c = _compute_inputs(self, t, y)
+        time_channel = ops.ones_like(y_c[..., :1]) * t_c
+        out = self.conv(ops.concatenate([y_c, time_channel], axis=-1))
+        return ops.cast(out, y.dtype)
+
+    def compute_output_shape(self, t_shape: tuple, y_shape: tuple) -> tuple:
+        return tuple(self.conv.compute_output_shape(tuple(y_shape[:-1]) + (y_shape[-1] + 1,)))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "transpose": self.transpose,
+        })
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ode_zoo")
+class DenseVectorField(keras.layers.Layer):
+    """An MLP vector field: `ConcatSquashDense` layers, `activation` between them.
+
+    Hidden layers have `hidden_units` widths; the last layer is linear with
+    `output_dim` units (y's last dimension when None, as an ODE needs).
+
+    Args:
+      hidden_units: widths of the hidden layers (may be empty: one linear layer).
+      output_dim: width of dy/dt; None means y's last dimension.
+      activation: nonlinearity after each hidden layer.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> field = DenseVectorField(hidden_units=(8, 8))
+        >>> field(tf.constant(0.0), tf.ones((5, 2))).shape
+        TensorShape([5, 2])
+        >>> len(field.squash_layers)
+        3
+    """
+
+    def __init__(
+        self,
+        hidden_units: Sequence[int] = (64, 64),
+        output_dim: int | None = None,
+        activation: Any = "tanh",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hidden_units = tuple(int(units) for units in hidden_units)
+        self.output_dim = None if output_dim is None else int(output_dim)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, t_shape: tuple, y_shape: tuple) -> None:
+        output_dim = y_shape[-1] if self.output_dim is None else self.output_dim
+        if output_dim is None:
+            raise ValueError(f"The last axis of y must be known, got y shape {y_shape}.")
+        widths = self.hidden_units + (output_dim,)
+        activations = [self.activation] * len(self.hidden_units) + [None]
+        self.squash_layers = [
+            ConcatSquashDense(units, activation=act, dtype=self.dtype_policy,
+                              name=f"concat_squash_{i}")
+            for i, (units, act) in enumerate(zip(widths, activations))
+        ]
+        shape = tuple(y_shape)
+        for layer in self.squash_layers:
+            layer.build(t_shape, shape)
+            shape = layer.compute_output_shape(t_shape, shape)
+
+    def call(self, t: Any, y: Any) -> Any:
+        t_c, h = _compute_inputs(self, t, y)
+        for layer in self.squash_layers:
+            h = layer(t_c, h)
+        return ops.cast(h, y.dtype)
+
+    def compute_output_shape(self, t_shape: tuple, y_shape: tuple) -> tuple:
+        output_dim = y_shape[-1] if self.output_dim is None else self.output_dim
+        return tuple(y_shape[:-1]) + (output_dim,)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({
+            "hidden_units": list(self.hidden_units),
+            "output_dim": self.output_dim,
+            "activation": keras.activations.serialize(self.activation),
+        })
+        return config
