@@ -8,6 +8,7 @@ Example:
 """
 
 from ode_zoo.layers.ode_block import ODEBlock
-from ode_zoo.layers.vector_fields import ConcatConv2D, ConcatSquashDense, DenseVectorField
+from ode_zoo.layers.vector_fields import (ConcatConv2D, ConcatSquashDense, ConvVectorField,
+                                         DenseVectorField)
 
-__all__ = ["ConcatConv2D", "ConcatSquashDense", "DenseVectorField", "ODEBlock"]
+__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvVectorField", "DenseVectorField", "ODEBlock"]

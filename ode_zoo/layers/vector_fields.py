@@ -217,3 +217,55 @@ class DenseVectorField(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
         })
         return config
+
+
+@keras.saving.register_keras_serializable(package="ode_zoo")
+class ConvVectorField(keras.layers.Layer):
+    """The Neural ODE paper's convolutional vector field on NHWC feature maps:
+    GroupNorm → ReLU → ConcatConv2D → GroupNorm → ReLU → ConcatConv2D → GroupNorm.
+
+    Args:
+      filters: channels of the state (kept by the field).
+      groups: groups of each GroupNormalization (must divide `filters`).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> field = ConvVectorField(filters=8, groups=4)
+        >>> field(tf.constant(0.0), tf.zeros((2, 7, 7, 8))).shape
+        TensorShape([2, 7, 7, 8])
+    """
+
+    def __init__(self, filters: int = 64, groups: int = 32, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if filters % groups:
+            raise ValueError(f"groups={groups} must divide filters={filters}.")
+        self.filters = int(filters)
+        self.groups = int(groups)
+        self.norms = [keras.layers.GroupNormalization(groups, dtype=self.dtype_policy,
+                                                      name=f"norm_{i}") for i in range(3)]
+        self.convs = [ConcatConv2D(filters, 3, dtype=self.dtype_policy, name=f"conv_{i}")
+                      for i in range(2)]
+
+    def build(self, t_shape: tuple, y_shape: tuple) -> None:
+        if y_shape[-1] != self.filters:
+            raise ValueError(f"ConvVectorField with filters={self.filters} needs a state with "
+                             f"{self.filters} channels, got shape {y_shape}.")
+        for norm in self.norms:
+            norm.build(y_shape)
+        for conv in self.convs:
+            conv.build(t_shape, y_shape)
+
+    def call(self, t: Any, y: Any) -> Any:
+        t_c, h = _compute_inputs(self, t, y)
+        h = self.norms[0](h)
+        for conv, norm in zip(self.convs, self.norms[1:]):
+            h = norm(conv(t_c, ops.relu(h)))
+        return ops.cast(h, y.dtype)
+
+    def compute_output_shape(self, t_shape: tuple, y_shape: tuple) -> tuple:
+        return tuple(y_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"filters": self.filters, "groups": self.groups})
+        return config

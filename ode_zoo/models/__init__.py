@@ -1,0 +1,4 @@
+"""Keras models of the zoo."""
+from ode_zoo.models.odenet import ODENetClassifier
+
+__all__ = ["ODENetClassifier"]
