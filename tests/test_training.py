@@ -28,14 +28,16 @@ SCRIPT = textwrap.dedent("""
                               keras.layers.Dense(2)])
     model.compile(optimizer="adam", metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    data = lambda epoch, skip: classification_dataset(x, y, 16, shuffle_seed=1, epoch=epoch,
-                                                      skip_batches=skip, drop_remainder=True)
-    slow = float(os.environ.get("STEP_DELAY", "0"))
-    if slow:
-        step = model.train_step
-        def delayed(batch):
-            import time; time.sleep(slow); return step(batch)
-        model.train_step = delayed
+    delay = float(os.environ.get("STEP_DELAY", "0"))
+    def slowly(images):
+        import time
+        time.sleep(delay)
+        return images
+    def data(epoch, skip):
+        ds = classification_dataset(x, y, 16, shuffle_seed=1, epoch=epoch, skip_batches=skip,
+                                    drop_remainder=True)
+        return ds.map(lambda a, b: (tf.ensure_shape(
+            tf.numpy_function(slowly, [a], tf.float32), a.shape), b)) if delay else ds
     trainer = Trainer(model, data, classification_dataset(x, y, 64), sys.argv[1], epochs=3,
                       steps_per_epoch=16, checkpoint_every=4, verbose=0)
     trainer.fit(resume=True)
@@ -57,17 +59,19 @@ def _run(run_dir, env=None, wait=True):
 def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     _run(tmp_path / "straight")
     killed = tmp_path / "killed"
-    process = _run(killed, env={"STEP_DELAY": "0.05"}, wait=False)
+    process = _run(killed, env={"STEP_DELAY": "0.2"}, wait=False)   # epochs 2-3 take >= 6 s
     deadline = time.time() + 240
     while time.time() < deadline:      # kill once a mid-run checkpoint exists
         history = killed / "history.json"
         if history.exists() and json.loads(history.read_text())["history"]:
             break
         time.sleep(0.2)
-    time.sleep(0.5)
+    time.sleep(1.5)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (killed / "final.npy").exists()
+    assert not (killed / "final.npy").exists(), "the run ended before it could be killed"
+    state = json.loads(np.load(killed / "checkpoint.npz")["state"].tobytes())
+    assert (state["epoch"], state["step"]) > (1, 0)          # killed mid-epoch 2
     _run(killed)
     np.testing.assert_array_equal(np.load(killed / "final.npy"),
                                   np.load(tmp_path / "straight" / "final.npy"))

@@ -1,0 +1,60 @@
+"""Shared pytest set-up: quiet, two-thread TensorFlow, the ``slow`` marker and data fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.config.threading.set_intra_op_parallelism_threads(2)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--runslow``; ``ODE_ZOO_SLOW=1`` in the environment does the same."""
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``slow`` marker."""
+    config.addinivalue_line(
+        "markers", "slow: long test, run only with --runslow or ODE_ZOO_SLOW=1"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``slow`` tests unless they were asked for."""
+    if config.getoption("--runslow") or os.environ.get("ODE_ZOO_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or ODE_ZOO_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The MNIST idx files: ``$ODE_ZOO_DATA/mnist``, else ``<repo>/../shared/data/mnist``.
+
+    Skips the test when neither exists.
+
+    Example:
+        def test_reads(mnist_dir):
+            assert (mnist_dir / "t10k-labels-idx1-ubyte.gz").exists()
+    """
+    candidates = []
+    if "ODE_ZOO_DATA" in os.environ:
+        candidates.append(Path(os.environ["ODE_ZOO_DATA"]) / "mnist")
+    candidates.append(REPO_ROOT.parent / "shared" / "data" / "mnist")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    pytest.skip(
+        "MNIST not found: looked in " + ", ".join(str(c) for c in candidates)
+        + "; set ODE_ZOO_DATA to a folder holding mnist/"
+    )
