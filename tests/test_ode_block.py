@@ -145,6 +145,14 @@ def test_nfe_metric_is_the_mean_forward_evaluation_count():
     assert model.evaluate(*_regression_data(), verbose=0, return_dict=True)["ode_nfe"] == 12.0
 
 
+@pytest.mark.parametrize("adjoint,backward", [(True, [12.0]), (False, None)])
+def test_backward_nfe_metric_counts_the_adjoint_solve(adjoint, backward):
+    model = _regression_model(method="rk4", num_steps=3, adjoint=adjoint)
+    model.compile("sgd", "mse")
+    history = model.fit(*_regression_data(), epochs=1, batch_size=16, verbose=0)
+    assert history.history.get("ode_backward_nfe") == backward   # 3 rk4 steps backwards
+
+
 def test_adjoint_gradients_match_backpropagation_through_the_solver():
     keras.utils.set_random_seed(1)
     field = DenseVectorField(hidden_units=(8,), dtype="float64")

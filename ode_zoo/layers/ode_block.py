@@ -16,7 +16,16 @@ from typing import Any
 import keras
 from keras import ops
 
-from ode_zoo.solvers import check_solver_options, odeint
+from ode_zoo.solvers import SolveStats, check_solver_options, odeint
+
+
+class EvaluationCount(keras.metrics.Mean):
+    """Mean number of vector-field evaluations per solve. `record(stats)` makes
+    it a `StatsSink`, so the adjoint's backward solve can report into it."""
+
+    def record(self, stats: SolveStats) -> list:
+        self.update_state(stats.num_evaluations)
+        return []
 
 def _check_block_args(t0: float, t1: float, augment_dim: int) -> None:
     """Raise a `ValueError` for a bad time span or augmentation."""
@@ -40,9 +49,10 @@ class ODEBlock(keras.layers.Layer):
     state to a derivative of the same shape.
 
     Function evaluations: every call records the forward solve's number of
-    vector-field evaluations in the metric `nfe_metric` (a `keras.metrics.Mean`
-    named `"<layer name>_nfe"`), so `model.fit` logs the mean NFE per batch and
-    `History` keeps it.
+    vector-field evaluations in the metric `nfe_metric` (named
+    `"<layer name>_nfe"`), and with an adjoint every gradient records the
+    backward solve's in `backward_nfe_metric` (`"<layer name>_backward_nfe"`), so
+    `model.fit` logs their means and `History` keeps them.
 
     Args:
       vector_field: a Keras layer with `call(t, y)` returning dy/dt with y's
@@ -101,7 +111,9 @@ class ODEBlock(keras.layers.Layer):
         self.adjoint = adjoint
         self.augment_dim = int(augment_dim)
         self.max_num_steps = int(max_num_steps)
-        self.nfe_metric = keras.metrics.Mean(name=f"{self.name}_nfe")
+        self.nfe_metric = EvaluationCount(name=f"{self.name}_nfe")
+        self.backward_nfe_metric = (EvaluationCount(name=f"{self.name}_backward_nfe")
+                                    if adjoint is not False else None)
 
     def build(self, input_shape: tuple) -> None:
         state_shape = self.compute_output_shape(input_shape)
@@ -122,7 +134,8 @@ class ODEBlock(keras.layers.Layer):
         ys, stats = odeint(
             self.vector_field, y0, t, method=self.method, rtol=self.rtol, atol=self.atol,
             step_size=self.step_size, num_steps=self.num_steps, adjoint=self.adjoint,
-            max_num_steps=self.max_num_steps, return_stats=True)
+            max_num_steps=self.max_num_steps, return_stats=True,
+            backward_stats=self.backward_nfe_metric)
         self.nfe_metric.update_state(stats.num_evaluations)
         return ys[-1]
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from ode_zoo.solvers.errors import Status, guard
 from ode_zoo.solvers.fields import VectorField
 from ode_zoo.solvers.solve import SolverOptions, solve_flat
-from ode_zoo.solvers.stats import SolveStats, StatsRecorder
+from ode_zoo.solvers.stats import SolveStats, StatsSink
 
 
 def _augmented_dynamics(field: VectorField, params: List[tf.Tensor],
@@ -51,7 +51,7 @@ def _augmented_dynamics(field: VectorField, params: List[tf.Tensor],
 
 def odeint_adjoint(field: VectorField, y0: tf.Tensor, t: tf.Tensor, options: SolverOptions,
                    backward_options: SolverOptions, seminorm: bool,
-                   backward_stats: Optional[StatsRecorder] = None):
+                   backward_stats: Optional[StatsSink] = None):
     """Solve on the packed state `y0` with adjoint gradients for y0, t and θ.
 
     Returns (outputs [len(t), n], forward SolveStats); the backward solve's

@@ -11,7 +11,7 @@ from ode_zoo.solvers.errors import guard
 from ode_zoo.solvers.fields import VectorField
 from ode_zoo.solvers.solve import SolverOptions, solve_flat
 from ode_zoo.solvers.state import StatePacker
-from ode_zoo.solvers.stats import StatsRecorder
+from ode_zoo.solvers.stats import StatsSink
 from ode_zoo.solvers.tableaus import TABLEAUS
 
 ADJOINT_MODES = (False, True, "seminorm")
@@ -77,7 +77,7 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
            adjoint: Union[bool, str] = False, adjoint_rtol: Optional[float] = None,
            adjoint_atol: Optional[float] = None, max_num_steps: int = 4096,
            min_step_size: float = 0.0, return_stats: bool = False,
-           backward_stats: Optional[StatsRecorder] = None):
+           backward_stats: Optional[StatsSink] = None):
     """Solve dy/dt = func(t, y) from y(t[0]) = y0 and return y at every time in `t`.
 
     Args:
@@ -106,8 +106,8 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
       min_step_size: adaptive steps never go below max(min_step_size,
         4·eps·max|t|); a rejected step of that size ends the solve.
       return_stats: also return a `SolveStats` of the forward solve.
-      backward_stats: a `StatsRecorder` that receives the counts of the
-        adjoint's backward solve when the gradient is computed.
+      backward_stats: a `StatsRecorder` (or any `StatsSink`) that receives the
+        counts of the adjoint's backward solve when the gradient is computed.
 
     Returns:
       The solution with a leading axis of len(t) on every leaf of y0's

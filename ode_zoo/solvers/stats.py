@@ -11,7 +11,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Protocol
 
 import tensorflow as tf
 
@@ -30,6 +30,14 @@ class SolveStats(NamedTuple):
     num_accepted_steps: tf.Tensor
     num_rejected_steps: tf.Tensor
     status: tf.Tensor
+
+
+class StatsSink(Protocol):
+    """Anything that takes the counts of a solve where they cannot be returned
+    (the adjoint's backward solve): `StatsRecorder`, or a metric with `record`."""
+
+    def record(self, stats: SolveStats) -> List:
+        """Take `stats`; returns the operations that store them (may be empty)."""
 
 
 class StatsRecorder(tf.Module):
