@@ -9,6 +9,12 @@ Example:
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA probes on CPU machines) buries the CLI's
+# output; a user's own setting wins.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from ode_zoo.solvers import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
                              SolveStats, StatsRecorder, StepSizeTooSmallError, odeint)
 

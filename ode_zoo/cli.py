@@ -1,18 +1,26 @@
 """The ``ode-zoo`` command line.
 
 Example:
-    $ ode-zoo --version
-    $ ode-zoo demo --output spiral.png --epochs 200 --seed 0
+    $ ode-zoo list
+    $ ode-zoo info odenet_mnist
+    $ ode-zoo demo                       # classify test digits with the pretrained odenet_mnist
+    $ ode-zoo demo spiral --epochs 200   # fit a neural ODE to a spiral
+    $ ode-zoo eval odenet_mnist          # reproduce the metrics in metadata.json
+    $ ode-zoo train odenet_mnist --resume --publish
+    $ ode-zoo export odenet_mnist --output /tmp/serving
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import ode_zoo
-from ode_zoo.demos.spiral import DEFAULT_EPOCHS, run_spiral_demo
+from ode_zoo.demos.spiral import DEFAULT_EPOCHS
+
+STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 def _positive_int(text: str) -> int:
@@ -26,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ode-zoo`` and its subcommands.
 
     Example:
-        >>> build_parser().parse_args(["demo", "--epochs", "2"]).epochs
+        >>> build_parser().parse_args(["demo", "spiral", "--epochs", "2"]).epochs
         2
     """
     parser = argparse.ArgumentParser(
@@ -35,34 +43,135 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ode-zoo {ode_zoo.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    commands.add_parser("list", help="list the zoo's models").set_defaults(handler=_list)
+
+    info = commands.add_parser("info", help="describe a zoo model and its published metrics")
+    info.add_argument("name")
+    info.set_defaults(handler=_info)
+
     demo = commands.add_parser(
-        "demo",
-        help="fit a neural ODE to a 2-D spiral and plot it",
-        description="Fit a neural ODE to the cubic spiral of Chen et al. (2018), write a PNG "
-        "of the true and learned trajectories and print the trajectory MSE.",
-    )
-    demo.add_argument(
-        "--output",
-        type=Path,
-        default=Path("spiral.png"),
-        help="PNG to write (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=DEFAULT_EPOCHS,
-        help="training epochs (default: %(default)s)",
-    )
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+        "demo", help="show the zoo working (digits) or fit a neural ODE to a spiral",
+        description="digits: load the pretrained odenet_mnist, classify MNIST test digits and "
+        "write them as a PNG grid. spiral: fit a neural ODE to the cubic spiral of Chen et al. "
+        "(2018) and plot the true and learned trajectories.")
+    demo.add_argument("which", nargs="?", choices=("digits", "spiral"), default="digits")
+    demo.add_argument("--output", type=Path, help="PNG to write (default: <which>.png)")
+    demo.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
+                      help="spiral: training epochs (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="spiral: random seed")
+    demo.add_argument("--count", type=_positive_int, default=32,
+                      help="digits: how many test digits (default: %(default)s)")
+    demo.add_argument("--data-dir", help="digits: directory holding the MNIST files")
     demo.set_defaults(handler=_demo)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a published zoo model and compare with its metadata.json")
+    evaluate.add_argument("name", help="zoo name or preset directory")
+    evaluate.add_argument("--split", help="dataset split (default: the config's test split)")
+    evaluate.add_argument("--data-dir", help="directory holding the dataset files")
+    evaluate.set_defaults(handler=_eval)
+
+    train = commands.add_parser("train", help="train a zoo model with its recipe")
+    train.add_argument("name", help="zoo name or path to a zoo config JSON")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run directory's last checkpoint")
+    train.add_argument("--run-dir", help="checkpoints, logs and best weights (default: runs/NAME)")
+    train.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
+    train.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy (multiworker reads TF_CONFIG)")
+    train.add_argument("--data-dir", help="directory holding the dataset files")
+    train.add_argument("--publish", action="store_true",
+                       help="after training, publish the best weights to saved_models/NAME")
+    train.set_defaults(handler=_train)
+
+    publish = commands.add_parser(
+        "publish", help="evaluate a run's best weights and write saved_models/NAME with its "
+        "metadata and TF Serving export")
+    publish.add_argument("name")
+    publish.add_argument("--run-dir", help="the training run (default: runs/NAME)")
+    publish.add_argument("--output", type=Path, help="preset directory (default: saved_models/NAME)")
+    publish.add_argument("--data-dir", help="directory holding the dataset files")
+    publish.set_defaults(handler=_publish)
+
+    export = commands.add_parser("export", help="export a zoo model as a TF Serving SavedModel")
+    export.add_argument("name", help="zoo name or preset directory")
+    export.add_argument("--output", type=Path,
+                        help="model base path for TF Serving (default: saved_models/NAME/serving)")
+    export.add_argument("--version", type=_positive_int, default=1, dest="model_version")
+    export.set_defaults(handler=_export)
     return parser
 
 
+def _list(args: argparse.Namespace) -> int:
+    from ode_zoo.zoo.catalog import describe_all
+    for line in describe_all():
+        print(line)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ode_zoo.zoo.catalog import describe
+    print(describe(args.name))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
-    result = run_spiral_demo(args.output, epochs=args.epochs, seed=args.seed)
-    print(f"final training loss (window MSE, rk4): {result.final_loss:.3g}")
-    print(f"trajectory MSE (dopri5, t in [0, 25]): {result.mse:.5f}")
+    output = args.output or Path(f"{args.which}.png")
+    if args.which == "spiral":
+        from ode_zoo.demos.spiral import run_spiral_demo
+        result = run_spiral_demo(output, epochs=args.epochs, seed=args.seed)
+        print(f"final training loss (window MSE, rk4): {result.final_loss:.3g}")
+        print(f"trajectory MSE (dopri5, t in [0, 25]): {result.mse:.5f}")
+    else:
+        from ode_zoo.demos.digits import run_digits_demo
+        result = run_digits_demo(output, count=args.count, data_dir=args.data_dir)
+        print(f"odenet_mnist classified {result.accuracy:.1%} of {result.count} test digits "
+              f"correctly ({result.forward_nfe:.0f} ODE evaluations per batch)")
     print(f"wrote {result.output} in {result.seconds:.0f}s")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ode_zoo.zoo.evaluate import compare_metrics, evaluate_model
+    model = ode_zoo.load(args.name)
+    metrics = evaluate_model(model, model.zoo_config, split=args.split, data_dir=args.data_dir)
+    print(json.dumps(metrics, indent=1))
+    stored = getattr(model, "zoo_metadata", {}).get("metrics", {})
+    if not stored:
+        print("no published metrics to compare with")
+        return 0
+    reproduced, lines = compare_metrics(stored, metrics)
+    print("\n".join(lines))
+    print("all published metrics reproduced" if reproduced else "METRICS DIFFER from metadata.json")
+    return 0 if reproduced else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ode_zoo.zoo.train import train
+    run_dir = args.run_dir or f"runs/{Path(args.name).stem}"
+    train(args.name, run_dir=run_dir, resume=args.resume, data_dir=args.data_dir,
+          epochs=args.epochs, strategy=None if args.strategy == "default" else args.strategy)
+    if args.publish:
+        args.output = None
+        args.run_dir = run_dir
+        return _publish(args)
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from ode_zoo.zoo.publish import publish
+    directory = publish(args.name, run_dir=args.run_dir or f"runs/{args.name}",
+                        output=args.output, data_dir=args.data_dir)
+    print(f"published {args.name} to {directory}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ode_zoo.zoo.publish import export_and_check
+    model = ode_zoo.load(args.name)
+    output = args.output or Path("saved_models") / Path(args.name).name / "serving"
+    path = export_and_check(model, output, version=args.model_version)
+    print(f"exported {args.name} to {path} (TF Serving: --model_base_path={output.resolve()})")
     return 0
 
 
@@ -70,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ode-zoo`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
     Example:
-        main(["demo", "--epochs", "1", "--output", "spiral.png"])  # trains, plots, returns 0
+        main(["demo", "spiral", "--epochs", "1", "--output", "spiral.png"])  # returns 0
     """
     args = build_parser().parse_args(argv)
     return args.handler(args)

@@ -47,7 +47,7 @@ def test_demo_writes_png_and_reports_mse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "new_dir" / "spiral.png"
-    assert main(["demo", "--epochs", "1", "--seed", "3", "--output", str(output)]) == 0
+    assert main(["demo", "spiral", "--epochs", "1", "--seed", "3", "--output", str(output)]) == 0
     assert output.read_bytes()[: len(PNG_SIGNATURE)] == PNG_SIGNATURE
     printed = capsys.readouterr().out
     mse = re.search(r"trajectory MSE \(dopri5, t in \[0, 25\]\): (\S+)", printed)
@@ -58,7 +58,7 @@ def test_demo_writes_png_and_reports_mse(
 @pytest.mark.parametrize("epochs", ["0", "-3", "two"])
 def test_demo_rejects_bad_epochs(epochs: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--epochs", epochs])
+        main(["demo", "spiral", "--epochs", epochs])
     assert exit_info.value.code == 2
     assert "--epochs" in capsys.readouterr().err
 

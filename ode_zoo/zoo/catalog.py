@@ -1,0 +1,64 @@
+"""Human-readable descriptions of the zoo (`ode-zoo list` and `ode-zoo info`),
+from the configs and, where a model is published, its metadata.json.
+
+Example:
+    >>> any(line.startswith("odenet_mnist") for line in describe_all())
+    True
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ode_zoo.zoo.configs import available_configs, load_config, zoo_dirs
+
+
+def published_dir(name: str) -> Optional[Path]:
+    """saved_models/<name>/ when it holds published weights, else None."""
+    for root in zoo_dirs("saved_models"):
+        if (root / name / "model.weights.h5").is_file():
+            return root / name
+    return None
+
+
+def published_metadata(name: str) -> Dict[str, Any]:
+    """The metadata.json of a published model ({} when unpublished)."""
+    directory = published_dir(name)
+    if directory is None or not (directory / "metadata.json").is_file():
+        return {}
+    return json.loads((directory / "metadata.json").read_text())
+
+
+def _headline(metrics: Dict[str, Any]) -> str:
+    numbers = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
+    return ", ".join(f"{k} {v:.4g}" for k, v in numbers[:2]) or "-"
+
+
+def describe_all() -> List[str]:
+    """One line per zoo model: name, family, published or not, headline metrics."""
+    lines = []
+    for name in available_configs():
+        config = load_config(name)
+        metadata = published_metadata(name)
+        status = _headline(metadata.get("metrics", {})) if metadata else "not published yet"
+        lines.append(f"{name:28s} {config['family']:12s} {status}")
+    return lines
+
+
+def describe(name: str) -> str:
+    """Config, published metrics and training record of one zoo model."""
+    config = load_config(name)
+    metadata = published_metadata(config["name"])
+    parts = [f"{config['name']} ({config['family']}): {config.get('description', '')}",
+             f"model: {config['model']['class']} {json.dumps(config['model']['config'])}",
+             f"data: {json.dumps(config['dataset'])}",
+             f"training recipe: {json.dumps(config['training'])}",
+             f"evaluation: {json.dumps(config['evaluation'])}"]
+    if metadata:
+        parts.append(f"published in {published_dir(config['name'])}:")
+        parts.append(json.dumps(metadata, indent=1))
+    else:
+        parts.append(f"not published yet: train it with `ode-zoo train {config['name']} "
+                     "--publish`")
+    return "\n".join(parts)
