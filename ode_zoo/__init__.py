@@ -6,6 +6,7 @@ Example:
     >>> ys = ode_zoo.odeint(lambda t, y: -y, tf.ones([3]), tf.constant([0.0, 1.0]))
     >>> ys.shape
     TensorShape([2, 3])
+    >>> model = ode_zoo.load("odenet_mnist", load_weights=False)   # a compiled Keras model
 """
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ode_zoo.solvers import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
                              SolveStats, StatsRecorder, StepSizeTooSmallError, odeint)
+from ode_zoo.zoo import export, list_models, load
 
 __all__ = ["__version__", "odeint", "SolveStats", "StatsRecorder", "ODESolverError", "MaxStepsExceededError",
-           "StepSizeTooSmallError", "NonFiniteStateError"]
+           "StepSizeTooSmallError", "NonFiniteStateError", "load", "list_models", "export"]

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import ode_zoo
 from ode_zoo.demos.spiral import DEFAULT_EPOCHS
-
-STRATEGIES = ("default", "mirrored", "multiworker")
+from ode_zoo.training.distribute import STRATEGIES
 
 
 def _positive_int(text: str) -> int:
@@ -150,7 +149,7 @@ def _train(args: argparse.Namespace) -> int:
     from ode_zoo.zoo.train import train
     run_dir = args.run_dir or f"runs/{Path(args.name).stem}"
     train(args.name, run_dir=run_dir, resume=args.resume, data_dir=args.data_dir,
-          epochs=args.epochs, strategy=None if args.strategy == "default" else args.strategy)
+          epochs=args.epochs, strategy=args.strategy)
     if args.publish:
         args.output = None
         args.run_dir = run_dir

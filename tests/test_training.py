@@ -12,7 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from ode_zoo.training import IncompatibleCheckpointError, load_checkpoint, save_checkpoint
+from ode_zoo.datasets import classification_dataset
+from ode_zoo.training import (IncompatibleCheckpointError, Trainer, load_checkpoint,
+                              save_checkpoint)
 
 SCRIPT = textwrap.dedent("""
     import os, sys, json
@@ -78,6 +80,33 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     history = json.loads((killed / "history.json").read_text())
     assert [h["epoch"] for h in history["history"]] == [1, 2, 3]
     assert (killed / "best.weights.h5").exists()
+
+
+def test_resume_into_a_model_without_variables_yet(tmp_path):
+    """A subclassed model (or one without an Input) has no variables until it is
+    built: the trainer builds it before loading the checkpoint."""
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    y = (x.sum(1) > 0).astype(np.int64)
+
+    def data(epoch, skip):
+        return classification_dataset(x, y, 8, shuffle_seed=0, epoch=epoch, skip_batches=skip,
+                                      drop_remainder=True)
+
+    def train(run_dir, epochs, seed):
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(2)])
+        model.compile(optimizer="adam",
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        assert not model.variables
+        Trainer(model, data, None, str(run_dir), epochs=epochs, steps_per_epoch=4,
+                verbose=0).fit(resume=True)
+        return [v.numpy() for v in model.weights]
+
+    straight = train(tmp_path / "straight", 2, seed=0)
+    train(tmp_path / "resumed", 1, seed=0)
+    resumed = train(tmp_path / "resumed", 2, seed=1)     # another init: only a resume matches
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
 
 
 def _model(width):

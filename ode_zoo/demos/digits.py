@@ -59,6 +59,7 @@ def run_digits_demo(output: str | Path = "digits.png", count: int = 32,
     model = ode_zoo.load("odenet_mnist")
     images, labels = load_mnist("test", data_dir=data_dir)
     images, labels = images[:count], labels[:count]
+    model.reset_metrics()             # count only this batch's solver evaluations
     logits = model.predict(images.astype(np.float32), verbose=verbose)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)

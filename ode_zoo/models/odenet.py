@@ -15,10 +15,11 @@ import keras
 import tensorflow as tf
 
 from ode_zoo.layers import ConvVectorField, ODEBlock
+from ode_zoo.models.base import ZooModel
 
 
 @keras.saving.register_keras_serializable(package="ode_zoo")
-class ODENetClassifier(keras.Model):
+class ODENetClassifier(ZooModel, keras.Model):
     """Images (float32 raw pixels 0–255, [N, H, W, C]) to class logits.
 
     Stem: Conv 3×3 → GN → ReLU → Conv 4×4/2 → GN → ReLU → Conv 4×4/2 (28 → 6).

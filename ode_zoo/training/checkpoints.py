@@ -30,7 +30,8 @@ class IncompatibleCheckpointError(ValueError):
 def _optimizer_variables(model: keras.Model) -> List:
     optimizer = model.optimizer
     if not optimizer.built:
-        optimizer.build(model.trainable_variables)
+        with model.distribute_strategy.scope():     # mirrored like the model's variables
+            optimizer.build(model.trainable_variables)
     return list(optimizer.variables)
 
 

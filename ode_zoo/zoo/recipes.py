@@ -25,7 +25,9 @@ def build_model(config: Dict[str, Any], overrides: Optional[Dict[str, Any]] = No
     if not hasattr(models, name):
         raise ValueError(f"Unknown model class {name!r} in zoo config {config['name']!r}; "
                          f"available classes are {sorted(models.__all__)}.")
-    return getattr(models, name)(**{**config["model"]["config"], **(overrides or {})})
+    model = getattr(models, name)(**{**config["model"]["config"], **(overrides or {})})
+    model.zoo_config = config
+    return model
 
 
 def compile_model(model: keras.Model, config: Dict[str, Any], steps_per_epoch: int = 1) -> None:

@@ -2,29 +2,35 @@
 
 Example:
     >>> history = train("odenet_mnist", run_dir="runs/odenet_mnist", resume=True)  # doctest: +SKIP
+    >>> history = train("odenet_mnist", strategy="mirrored")                       # doctest: +SKIP
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ode_zoo.training import Trainer
+from ode_zoo.training import Trainer, make_strategy
 from ode_zoo.zoo.configs import load_config
 from ode_zoo.zoo.recipes import build_model, compile_model, training_data
 
 
 def train(name_or_config: str, run_dir: Optional[str] = None, resume: bool = False,
           data_dir: Optional[str] = None, epochs: Optional[int] = None,
-          verbose: int = 1) -> List[Dict[str, Any]]:
+          verbose: int = 1, strategy: Optional[str] = None) -> List[Dict[str, Any]]:
     """Train a zoo model with its config's recipe; returns the epoch history.
 
     The run directory (default `runs/<name>`) receives the checkpoint, the best
     weights by validation metric, `history.json` and TensorBoard logs.
+    `strategy` is None (one device), "mirrored" or "multiworker" (see
+    `ode_zoo.training.make_strategy`); the config's `batch_size` is the global
+    batch, split evenly over the replicas, so any strategy trains like one device.
     """
+    distribution = make_strategy(strategy)     # first: multiworker needs a fresh runtime
     config = load_config(name_or_config)
     training = config["training"]
     train_dataset, steps_per_epoch, validation = training_data(config, data_dir)
-    model = build_model(config, training.get("model_overrides"))
-    compile_model(model, config, steps_per_epoch)
+    with distribution.scope():
+        model = build_model(config, training.get("model_overrides"))
+        compile_model(model, config, steps_per_epoch)
     trainer = Trainer(model, train_dataset, validation, run_dir or f"runs/{config['name']}",
                       epochs=epochs or training["epochs"], steps_per_epoch=steps_per_epoch,
                       checkpoint_every=training.get("checkpoint_every", 200),
