@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,8 @@ def test_published_serving_artifact_matches_its_preset(version_dir: Path) -> Non
 
 def _example(name: str):
     path = REPO_ROOT / "examples" / "serving" / f"{name}.py"
+    if str(path.parent) not in sys.path:          # the clients import client_common beside them
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(f"serving_example_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,12 +7,13 @@ the server first (README.md beside this file), then:
 """
 from __future__ import annotations
 
-import argparse
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
+
+from client_common import load_test_digits, parse_args, report
 
 try:
     import grpc
@@ -59,25 +60,12 @@ def predicted_digits(outputs: Mapping[str, tensor_pb2.TensorProto]) -> np.ndarra
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Send `--count` test digits and print predictions against labels."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="localhost")
-    parser.add_argument("--port", type=int, default=8500)
-    parser.add_argument("--model", default="odenet_mnist")
-    parser.add_argument("--count", type=int, default=16)
-    parser.add_argument("--data-dir", help="directory holding the MNIST files")
-    args = parser.parse_args(argv)
-    from ode_zoo.datasets import load_mnist
-
-    images, labels = load_mnist("test", data_dir=args.data_dir)
-    images, labels = images[:args.count], labels[:args.count]
-    request = predict_request(images, args.model)
+    args = parse_args(__doc__.splitlines()[0], 8500, argv)
+    images, labels = load_test_digits(args)
     with grpc.insecure_channel(f"{args.host}:{args.port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        response = stub.Predict(request, timeout=60.0)
-    digits = predicted_digits(response.outputs)
-    print("predicted:", " ".join(map(str, digits)))
-    print("labels:   ", " ".join(map(str, labels)))
-    print(f"{np.mean(digits == labels):.0%} of {len(labels)} correct")
+        response = stub.Predict(predict_request(images, args.model), timeout=60.0)
+    report(predicted_digits(response.outputs), labels)
     return 0
 
 

@@ -9,12 +9,13 @@ ode_zoo's MNIST loader (set ODE_ZOO_DATA or pass --data-dir).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import urllib.request
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
+
+from client_common import load_test_digits, parse_args, report
 
 
 def predict_url(host: str = "localhost", port: int = 8501, model: str = "odenet_mnist") -> str:
@@ -61,21 +62,10 @@ def predict(images: np.ndarray, url: str, timeout: float = 60.0) -> Dict[str, An
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Send `--count` test digits and print predictions against labels."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="localhost")
-    parser.add_argument("--port", type=int, default=8501)
-    parser.add_argument("--model", default="odenet_mnist")
-    parser.add_argument("--count", type=int, default=16)
-    parser.add_argument("--data-dir", help="directory holding the MNIST files")
-    args = parser.parse_args(argv)
-    from ode_zoo.datasets import load_mnist
-
-    images, labels = load_mnist("test", data_dir=args.data_dir)
-    images, labels = images[:args.count], labels[:args.count]
-    digits = predicted_digits(predict(images, predict_url(args.host, args.port, args.model)))
-    print("predicted:", " ".join(map(str, digits)))
-    print("labels:   ", " ".join(map(str, labels)))
-    print(f"{np.mean(digits == labels):.0%} of {len(labels)} correct")
+    args = parse_args(__doc__.splitlines()[0], 8501, argv)
+    images, labels = load_test_digits(args)
+    report(predicted_digits(predict(images, predict_url(args.host, args.port, args.model))),
+           labels)
     return 0
 
 

@@ -66,6 +66,8 @@ class ODENetClassifier(ZooModel, keras.Model):
         if not images.dtype.is_floating:
             raise TypeError(f"Images must be float32 raw pixel values 0–255, got "
                             f"{images.dtype.name}; cast them with tf.cast(x, tf.float32).")
+        images = tf.debugging.assert_all_finite(
+            images, "ODENetClassifier: images contain NaN or inf; expected raw pixels 0–255.")
         h = tf.cast(images, self.compute_dtype) / 255.0
         for layer in self.stem:
             h = layer(h)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
@@ -27,6 +28,7 @@ from ode_zoo.zoo.recipes import build_model, compile_model, split_arrays
 from ode_zoo.zoo.serving_checks import check_serving
 
 SERVING_CHECK_EXAMPLES = 16
+TRAINING_HISTORY = "training_history.json"   # the run's per-epoch metrics, kept with the preset
 PathLike = Union[str, os.PathLike]
 
 
@@ -112,5 +114,6 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
     }
     directory = Path(output) if output else default_output(name)
     save_to_preset(model, directory, metadata)
+    shutil.copy(run_dir / HISTORY, directory / TRAINING_HISTORY)
     export_and_check(model, directory / "serving", version=1, data_dir=data_dir)
     return directory
