@@ -77,7 +77,10 @@ def _run(tmp_path, processes):
     """Start `processes` ([(model, [(strategy, run_dir, epochs, seed)], extra_env)]) at
     once; returns each one's results, one per run. Those still running are killed
     after TIMEOUT or as soon as one fails (its peers would wait for it forever)."""
-    base_env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    # No bytecode: autograph imports its generated code from the temporary directory,
+    # which is the non-chief worker's output directory that must end up empty.
+    base_env = {**{k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
+                "PYTHONDONTWRITEBYTECODE": "1"}
     started, logs, outputs = [], [], []
     try:
         for i, (model, runs, env) in enumerate(processes):

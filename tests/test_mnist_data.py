@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from ode_zoo.datasets import classification_dataset, load_mnist
-from ode_zoo.datasets import mnist as mnist_module
+from ode_zoo.datasets import classification_dataset, load_mnist, mnist
+from ode_zoo.datasets import mnist_idx as mnist_module
 
 
 @pytest.fixture
@@ -93,3 +93,11 @@ def test_shift_augmentation_moves_content_and_is_reproducible():
     np.testing.assert_array_equal(first[0], second[0])
     assert first[0].sum() == images.sum()                     # nothing cropped away
     assert not np.array_equal(first[0], images.astype(np.float32))
+
+
+def test_mnist_pipeline_gives_float_raw_pixels_in_batches(mnist_env):
+    batches = list(mnist("test", batch_size=4000))
+    assert [int(x.shape[0]) for x, _ in batches] == [4000, 4000, 2000]
+    images, labels = batches[0]
+    assert images.dtype.name == "float32" and images.shape[1:] == (28, 28, 1)
+    assert float(images.numpy().max()) == 255.0 and labels.numpy()[:3].tolist() == [7, 2, 1]

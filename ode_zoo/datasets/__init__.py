@@ -1,6 +1,33 @@
-"""Datasets as numpy arrays and tf.data pipelines."""
-from ode_zoo.datasets.mnist import SPLITS as MNIST_SPLITS
-from ode_zoo.datasets.mnist import load_mnist
+"""Datasets as numpy arrays and tf.data pipelines.
+
+Example:
+    >>> ds = mnist("test", batch_size=500)          # doctest: +SKIP
+    >>> images, labels = next(iter(ds))             # doctest: +SKIP
+    >>> images.shape, images.dtype                  # doctest: +SKIP
+    (TensorShape([500, 28, 28, 1]), tf.float32)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+from ode_zoo.datasets.mnist_idx import SPLITS as MNIST_SPLITS
+from ode_zoo.datasets.mnist_idx import load_mnist
 from ode_zoo.datasets.pipelines import classification_dataset
 
-__all__ = ["load_mnist", "MNIST_SPLITS", "classification_dataset"]
+
+def mnist(split: str = "train", batch_size: int = 128, data_dir: Optional[str] = None,
+          shuffle_seed: Optional[int] = None, epoch: int = 0,
+          shift_pixels: int = 0) -> tf.data.Dataset:
+    """MNIST batches of (float32 raw pixels 0–255 [N, 28, 28, 1], int64 labels).
+
+    Reads the idx files as `load_mnist` does (ODE_ZOO_DATA, the Keras cache, else
+    the Keras download). With `shuffle_seed`, each `epoch` has its own fixed order.
+    """
+    images, labels = load_mnist(split, data_dir=data_dir)
+    return classification_dataset(images, labels, batch_size, shuffle_seed=shuffle_seed,
+                                  epoch=epoch, shift_pixels=shift_pixels)
+
+
+__all__ = ["mnist", "load_mnist", "MNIST_SPLITS", "classification_dataset"]

@@ -10,8 +10,8 @@ Splits: "train" is the first 55,000 training images, "validation" the last
 images (only for the final reported number).
 
 Example:
-    >>> images, labels = load_mnist("test")          # doctest: +SKIP
-    >>> images.shape, images.dtype, labels.shape
+    >>> images, labels = load_mnist("test")                      # doctest: +SKIP
+    >>> images.shape, images.dtype, labels.shape                 # doctest: +SKIP
     ((10000, 28, 28, 1), dtype('uint8'), (10000,))
 """
 from __future__ import annotations
