@@ -22,7 +22,8 @@ import tensorflow as tf
 from ode_zoo.solvers.state import StatePacker
 
 
-def _is_stateless_layer(func: Any) -> bool:
+def is_stateless_layer(func: Any) -> bool:
+    """True for Keras layers (anything with `stateless_call`), evaluated functionally."""
     return hasattr(func, "stateless_call") and hasattr(func, "trainable_variables")
 
 
@@ -41,7 +42,7 @@ class VectorField:
         self._packer = packer
         self._checked = False
         self.params: List[tf.Tensor] = []
-        if _is_stateless_layer(func):
+        if is_stateless_layer(func):
             if not func.built:
                 raise ValueError(
                     f"The Keras layer {func.name!r} passed as func must be built before odeint "
@@ -51,7 +52,7 @@ class VectorField:
 
     def __call__(self, t: tf.Tensor, y: tf.Tensor, params: List[tf.Tensor]) -> tf.Tensor:
         state = self._packer.unpack(y)
-        if _is_stateless_layer(self._func):
+        if is_stateless_layer(self._func):
             derivative, _ = self._func.stateless_call(list(params), self._non_trainable, t, state)
         else:
             derivative = self._func(t, state)
