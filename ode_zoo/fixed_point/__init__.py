@@ -1,0 +1,19 @@
+"""Fixed-point solvers in pure TensorFlow (no Keras) for deep equilibrium models:
+`fixed_point` finds z* = f(z*) per batch element with Broyden's method, Anderson
+acceleration or Picard iteration.
+
+Example:
+    >>> import tensorflow as tf
+    >>> from ode_zoo.fixed_point import fixed_point
+    >>> result = fixed_point(lambda z: 0.5 * z + 1.0, tf.zeros([3, 2]), method="anderson")
+    >>> result.z.shape, bool(tf.reduce_all(result.converged))
+    (TensorShape([3, 2]), True)
+"""
+from ode_zoo.fixed_point.anderson import Anderson
+from ode_zoo.fixed_point.broyden import Broyden
+from ode_zoo.fixed_point.picard import Picard
+from ode_zoo.fixed_point.result import FixedPointResult
+from ode_zoo.fixed_point.solve import METHODS, STOP_MODES, fixed_point
+
+__all__ = ["fixed_point", "FixedPointResult", "METHODS", "STOP_MODES", "Broyden", "Anderson",
+           "Picard"]
