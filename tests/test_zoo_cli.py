@@ -103,3 +103,21 @@ def test_bad_images_get_clear_errors(images, error, match):
         model(images)
     with pytest.raises(error, match=match):
         model.predict(images, verbose=0)
+
+
+def test_published_model_loads_by_name_from_any_directory(tmp_path):
+    """In CI the non-editable install is imported: its package data must hold the weights."""
+    import os
+    import subprocess
+    import sys
+    script = ("import json, ode_zoo\n"
+              "model = ode_zoo.load('odenet_mnist')\n"
+              "print(json.dumps({'sha': model.zoo_metadata['weights_sha256'],\n"
+              "                  'file': ode_zoo.__file__}))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    published = Path(__file__).resolve().parents[1] / "saved_models" / "odenet_mnist"
+    assert report["sha"] == json.loads((published / "metadata.json").read_text())[
+        "weights_sha256"]
