@@ -157,6 +157,25 @@ def _backward_evaluations(mode, calls):
     return int(recorder.result().num_evaluations)
 
 
+def test_backward_solve_starts_with_the_forward_final_step():
+    # Linear decay: with the seminorm the backward state and adjoint channels are as
+    # hard to integrate as the forward, so a backward solve that starts at the
+    # forward's last step size needs no starting-step probe and no ramp-up.
+    rate = tf.Variable(1.5, dtype=tf.float64)
+    recorder = StatsRecorder()
+    with tf.GradientTape() as tape:
+        ys, forward = odeint(lambda t, y: -rate * y, tf.ones([4], tf.float64),
+                             tf.constant([0.0, 1.0], tf.float64), adjoint="seminorm",
+                             rtol=1e-7, atol=1e-7, return_stats=True, backward_stats=recorder)
+        loss = tf.reduce_sum(ys[-1])
+    assert float(tape.gradient(loss, rate)) == pytest.approx(-4 * np.exp(-1.5), rel=1e-6)
+    backward = recorder.result()
+    forward_steps = int(forward.num_accepted_steps) + int(forward.num_rejected_steps)
+    backward_steps = int(backward.num_accepted_steps) + int(backward.num_rejected_steps)
+    assert int(backward.num_evaluations) == 1 + 6 * backward_steps
+    assert backward_steps <= forward_steps
+
+
 def test_backward_stats_count_the_backward_evaluations():
     calls = []
     backward = _backward_evaluations(True, calls)

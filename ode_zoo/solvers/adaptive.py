@@ -6,9 +6,9 @@ Example:
     >>> import tensorflow as tf
     >>> from ode_zoo.solvers.tableaus import DOPRI5
     >>> t = tf.constant([0.0, 0.5, 1.0], tf.float64)
-    >>> ys, stats = solve_adaptive(lambda t, y: -y, DOPRI5, tf.ones([1], tf.float64), t,
-    ...                            rtol=1e-8, atol=1e-8, mask=None, max_num_steps=1000,
-    ...                            min_step_size=0.0)
+    >>> ys, stats, _ = solve_adaptive(lambda t, y: -y, DOPRI5, tf.ones([1], tf.float64), t,
+    ...                               rtol=1e-8, atol=1e-8, mask=None, max_num_steps=1000,
+    ...                               min_step_size=0.0)
     >>> round(float(ys[-1, 0]), 7)
     0.3678794
 """
@@ -47,10 +47,14 @@ def _write_outputs(t: tf.Tensor, idx: tf.Tensor, buf: tf.TensorArray, accept: tf
 
 def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Tensor, *,
                    rtol: float, atol: float, mask: Optional[tf.Tensor], max_num_steps: int,
-                   min_step_size: float):
+                   min_step_size: float, first_step: Optional[tf.Tensor] = None):
     """Integrate over increasing `t` with error control.
 
-    Returns (outputs [len(t), n], SolveStats). Ends with status MAX_STEPS after
+    The first step is `first_step` when given (e.g. the step size a previous solve
+    ended with), else Hairer's starting step, which costs one evaluation.
+
+    Returns (outputs [len(t), n], SolveStats, the step size the controller
+    proposes after the last step). Ends with status MAX_STEPS after
     `max_num_steps` trial steps, STEP_TOO_SMALL when a step of the minimum size
     max(min_step_size, 4·eps·max|t|) is rejected (NON_FINITE if NaN/inf caused
     it); steps never go below that size. Outputs not reached are NaN.
@@ -88,11 +92,13 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
                 accepted + tf.cast(accept, tf.int32), rejected + tf.cast(~accept, tf.int32),
                 status)
 
+    first_step_given = first_step is not None
     f_y0 = f(t_start, y0)
-    h0 = tf.minimum(tf.maximum(initial_step(f, t_start, y0, f_y0, tableau.order, rtol, atol,
-                                            mask), floor), t_end - t_start)
+    if first_step is None:
+        first_step = initial_step(f, t_start, y0, f_y0, tableau.order, rtol, atol, mask)
+    h0 = tf.minimum(tf.maximum(tf.cast(first_step, dtype), floor), t_end - t_start)
     zero = tf.constant(0, tf.int32)
-    _, _, _, _, _, idx, buf, accepted, rejected, status = tf.while_loop(
+    _, _, _, h_next, _, idx, buf, accepted, rejected, status = tf.while_loop(
         cond, body,
         (t_start, y0, f_y0, h0, tf.constant(1.0, dtype), tf.constant(1, tf.int32),
          new_outputs(y0, num_outputs), zero, zero, tf.constant(0, tf.int32)),
@@ -100,5 +106,6 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
     status = tf.where(tf.equal(status, Status.SUCCESS) & (idx < num_outputs),
                       Status.MAX_STEPS, status)
     outputs = finish_outputs(buf, y0, idx, num_outputs)
-    evals = 2 + (accepted + rejected) * (tableau.num_stages - 1)
-    return outputs, SolveStats(evals, accepted, rejected, status)
+    start_evals = 1 if first_step_given else 2   # f(t0, y0), and the starting-step probe
+    evals = start_evals + (accepted + rejected) * (tableau.num_stages - 1)
+    return outputs, SolveStats(evals, accepted, rejected, status), h_next

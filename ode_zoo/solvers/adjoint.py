@@ -6,7 +6,8 @@ products, resetting z to the forward solution and adding dL/dz(t_i) at every
 output time, so memory does not grow with the number of solver steps.
 
 With `seminorm=True` the error control of the backward solve ignores the
-dL/dθ channels (Kidger, Chen & Lyons 2021), which saves evaluations.
+dL/dθ channels (Kidger, Chen & Lyons 2021), which saves evaluations. An
+adaptive backward solve starts with the step size the forward solve ended with.
 
 Example:
     >>> import tensorflow as tf
@@ -61,7 +62,8 @@ def odeint_adjoint(field: VectorField, y0: tf.Tensor, t: tf.Tensor, options: Sol
 
     @tf.custom_gradient
     def solve(y0, t, *params):
-        ys, forward_stats[0] = solve_flat(lambda s, y: field(s, y, params), y0, t, options)
+        ys, forward_stats[0], last_step = solve_flat(lambda s, y: field(s, y, params), y0, t,
+                                                     options)
 
         def grad_fn(d_ys, variables=None):
             variables = list(variables or [])
@@ -76,21 +78,31 @@ def odeint_adjoint(field: VectorField, y0: tf.Tensor, t: tf.Tensor, options: Sol
                     [tf.ones([2 * n], y0.dtype), tf.zeros([total_param_size], y0.dtype)], 0))
             dynamics = _augmented_dynamics(field, list(params), variables, n)
 
-            def segment(i, state, counts):
-                states, stats = solve_flat(dynamics, state, tf.stack([t[i], t[i - 1]]), opts)
+            adaptive = not opts.fixed_step
+
+            def segment(i, state, counts, step):
+                # An adaptive backward segment starts with the step size the solve before
+                # it (the forward, then the previous segment) ended with: the backward
+                # trajectory runs through the same region, and the starting-step heuristic
+                # would begin far too small there.
+                segment_opts = dataclasses.replace(opts, first_step=step) if adaptive else opts
+                states, stats, next_step = solve_flat(dynamics, state,
+                                                      tf.stack([t[i], t[i - 1]]), segment_opts)
                 end = states[-1]
                 state = tf.concat([ys[i - 1], end[n:2 * n] + d_ys[i - 1], end[2 * n:]], 0)
                 state.set_shape(start.shape)
                 status = tf.where(tf.equal(counts.status, Status.SUCCESS), stats.status,
                                   counts.status)
-                return i - 1, state, SolveStats(*[c + s for c, s in zip(counts[:3], stats[:3])],
-                                                status)
+                return (i - 1, state,
+                        SolveStats(*[c + s for c, s in zip(counts[:3], stats[:3])], status),
+                        next_step if adaptive else step)
 
             start = tf.concat([ys[-1], d_ys[-1], tf.zeros([total_param_size], y0.dtype)], 0)
             zero = tf.constant(0, tf.int32)
-            _, state, counts = tf.while_loop(
+            first_step = last_step if adaptive else tf.zeros([], y0.dtype)
+            _, state, counts, _ = tf.while_loop(
                 lambda i, *_: i > 0, segment,
-                (tf.shape(t)[0] - 1, start, SolveStats(zero, zero, zero, zero)))
+                (tf.shape(t)[0] - 1, start, SolveStats(zero, zero, zero, zero), first_step))
             recorded = [] if backward_stats is None else backward_stats.record(counts)
             with tf.control_dependencies(recorded):
                 a0 = guard(state[n:2 * n], counts.status,

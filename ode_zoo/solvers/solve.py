@@ -5,14 +5,14 @@ Example:
     >>> import tensorflow as tf
     >>> from ode_zoo.solvers.tableaus import TABLEAUS
     >>> options = SolverOptions(TABLEAUS["rk4"], rtol=0.0, atol=0.0, step_size=0.01)
-    >>> ys, _ = solve_flat(lambda t, y: -y, tf.ones([1]), tf.constant([1.0, 0.0]), options)
-    >>> round(float(ys[-1, 0]), 4)
+    >>> solution = solve_flat(lambda t, y: -y, tf.ones([1]), tf.constant([1.0, 0.0]), options)
+    >>> round(float(solution.outputs[-1, 0]), 4)
     2.7183
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
@@ -26,7 +26,8 @@ from ode_zoo.solvers.tableaus import ButcherTableau
 class SolverOptions:
     """How to solve: method, tolerances or fixed step, and the guards.
 
-    `mask` (0/1 per packed entry) restricts the adaptive error norm.
+    `mask` (0/1 per packed entry) restricts the adaptive error norm;
+    `first_step` replaces the adaptive starting-step heuristic.
     """
 
     tableau: ButcherTableau
@@ -37,15 +38,22 @@ class SolverOptions:
     max_num_steps: int = 4096
     min_step_size: float = 0.0
     mask: Optional[tf.Tensor] = None
+    first_step: Optional[tf.Tensor] = None
 
     @property
     def fixed_step(self) -> bool:
         return self.step_size is not None or self.num_steps is not None
 
 
+class FlatSolution(NamedTuple):
+    outputs: tf.Tensor               # the packed state at every time, [len(t), n]
+    stats: SolveStats
+    next_step: Optional[tf.Tensor]   # adaptive: the step size proposed at the end
+
+
 def solve_flat(f: Callable, y0: tf.Tensor, t: tf.Tensor,
-               options: SolverOptions) -> tuple[tf.Tensor, SolveStats]:
-    """Solve dy/dt = f(t, y) for a packed state; returns (outputs [len(t), n], stats)."""
+               options: SolverOptions) -> FlatSolution:
+    """Solve dy/dt = f(t, y) for a packed state."""
     direction = tf.where(t[-1] >= t[0], tf.constant(1, t.dtype), tf.constant(-1, t.dtype))
     tau = direction * t
 
@@ -54,9 +62,9 @@ def solve_flat(f: Callable, y0: tf.Tensor, t: tf.Tensor,
 
     if options.fixed_step:
         counts = steps_per_interval(t, options.step_size, options.num_steps)
-        return solve_fixed(forward_in_tau, options.tableau, y0, tau, counts,
-                           options.max_num_steps)
-    return solve_adaptive(forward_in_tau, options.tableau, y0, tau, rtol=options.rtol,
-                          atol=options.atol, mask=options.mask,
-                          max_num_steps=options.max_num_steps,
-                          min_step_size=options.min_step_size)
+        return FlatSolution(*solve_fixed(forward_in_tau, options.tableau, y0, tau, counts,
+                                         options.max_num_steps), None)
+    return FlatSolution(*solve_adaptive(
+        forward_in_tau, options.tableau, y0, tau, rtol=options.rtol, atol=options.atol,
+        mask=options.mask, max_num_steps=options.max_num_steps,
+        min_step_size=options.min_step_size, first_step=options.first_step))
