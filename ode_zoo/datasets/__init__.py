@@ -15,6 +15,7 @@ import tensorflow as tf
 from ode_zoo.datasets.mnist_idx import SPLITS as MNIST_SPLITS
 from ode_zoo.datasets.mnist_idx import load_mnist
 from ode_zoo.datasets.pipelines import classification_dataset
+from ode_zoo.datasets.toy2d import TOY_SETS, sample_toy, toy_dataset
 
 
 def mnist(split: str = "train", batch_size: int = 128, data_dir: Optional[str] = None,
@@ -30,4 +31,5 @@ def mnist(split: str = "train", batch_size: int = 128, data_dir: Optional[str] =
                                   epoch=epoch, shift_pixels=shift_pixels)
 
 
-__all__ = ["mnist", "load_mnist", "MNIST_SPLITS", "classification_dataset"]
+__all__ = ["mnist", "load_mnist", "MNIST_SPLITS", "classification_dataset", "sample_toy",
+           "toy_dataset", "TOY_SETS"]

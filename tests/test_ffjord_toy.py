@@ -1,0 +1,104 @@
+"""FFJORDToyFlow: base density when the field is zero, a normalized density after
+training, RNODE training lowers the NLL, config and .keras round trips, the plot."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ode_zoo.datasets.toy2d import sample_toy, toy_dataset
+from ode_zoo.demos.toy_density import plot_toy_density
+from ode_zoo.models.ffjord_toy import FFJORDToyFlow
+
+FAST = dict(hidden_units=(16, 16), num_steps=4, eval_method="rk4", eval_num_steps=8)
+
+
+def _zero_last_layer(model: FFJORDToyFlow) -> None:
+    last = model.field.squash_layers[-1]
+    for weight in (last.kernel, last.bias, last.hyper_kernel):
+        weight.assign(tf.zeros_like(weight))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small flow trained on 8gaussians, with its NLL before and after."""
+    keras.utils.set_random_seed(0)
+    model = FFJORDToyFlow(**FAST)
+    data = sample_toy("8gaussians", 512, seed=0)
+    before = -float(tf.reduce_mean(model.log_prob(data)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(toy_dataset("8gaussians", 200 * 256, batch_size=256, seed=1),
+                        epochs=1, verbose=0)
+    after = -float(tf.reduce_mean(model.log_prob(data)))
+    return model, before, after, history.history
+
+
+def test_zero_field_gives_the_base_density():
+    model = FFJORDToyFlow(hidden_units=(8,), eval_method="dopri5")
+    _zero_last_layer(model)
+    x = sample_toy("pinwheel", 16, seed=0)
+    expected = -0.5 * (x ** 2).sum(axis=1) - np.log(2 * np.pi)
+    np.testing.assert_allclose(model.log_prob(x).numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.sample(5, seed=3).numpy(),
+                               tf.random.stateless_normal((5, 2), seed=[0, 3]).numpy())
+
+
+def test_training_lowers_the_nll_and_reports_rnode_metrics(trained):
+    _, before, after, history = trained
+    assert set(history) == {"loss", "nll", "kinetic", "jacobian"}
+    assert after < before - 0.5, (before, after)
+    assert history["kinetic"][0] > 0 and history["jacobian"][0] > 0
+
+
+def test_trained_density_integrates_to_one(trained):
+    model = trained[0]
+    axis = np.linspace(-6, 6, 61, dtype=np.float32)
+    xx, yy = np.meshgrid(axis, axis)
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    mass = np.exp(model.log_prob(grid).numpy()).sum() * (axis[1] - axis[0]) ** 2
+    assert abs(mass - 1.0) < 0.02, mass
+
+
+def test_samples_land_where_the_log_prob_is_high(trained):
+    model = trained[0]
+    samples = model.sample(256, seed=1)
+    assert samples.shape == (256, 2)
+    np.testing.assert_array_equal(samples.numpy(), model.sample(256, seed=1).numpy())
+    wide = tf.random.stateless_normal((256, 2), seed=[0, 1]) * 3.0
+    assert tf.reduce_mean(model.log_prob(samples)) > tf.reduce_mean(model.log_prob(wide))
+
+
+def test_evaluate_reports_the_eval_nll(trained):
+    model = trained[0]
+    data = sample_toy("8gaussians", 512, seed=0)
+    result = model.evaluate(data, batch_size=512, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["nll"], -np.mean(model.log_prob(data)), rtol=1e-5)
+
+
+def test_config_round_trip():
+    model = FFJORDToyFlow(hidden_units=(5, 7), kinetic_weight=0.1, jacobian_weight=0.2,
+                          method="euler", num_steps=3, eval_rtol=1e-4)
+    clone = FFJORDToyFlow.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone.architecture_config()["hidden_units"] == [5, 7]
+    assert clone.count_params() == model.count_params()
+
+
+def test_keras_file_round_trip(trained, tmp_path):
+    model = trained[0]
+    path = tmp_path / "flow.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, FFJORDToyFlow)
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 200
+    x = sample_toy("8gaussians", 8, seed=5)
+    np.testing.assert_allclose(loaded.log_prob(x).numpy(), model.log_prob(x).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_plot_writes_a_png(trained, tmp_path):
+    path = plot_toy_density(trained[0], sample_toy("8gaussians", 300, seed=0),
+                            tmp_path / "density.png", grid_size=20, num_samples=300)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
