@@ -7,8 +7,10 @@ Example:
     TensorShape([2, 3])
 """
 
+from ode_zoo.layers.deq_block import DEQBlock, TanhCell
 from ode_zoo.layers.ode_block import ODEBlock
 from ode_zoo.layers.vector_fields import (ConcatConv2D, ConcatSquashDense, ConvVectorField,
                                          DenseVectorField)
 
-__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvVectorField", "DenseVectorField", "ODEBlock"]
+__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvVectorField", "DEQBlock", "DenseVectorField",
+           "ODEBlock", "TanhCell"]

@@ -1,0 +1,207 @@
+"""DEQBlock: the forward equilibrium, implicit gradients against finite differences and
+unrolled autodiff, phantom and Jacobian-free gradients, non-convergence reporting,
+saving and training under `model.fit`."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ode_zoo.layers.deq_block import DEQBlock, TanhCell
+
+TIGHT = dict(tol=1e-10, max_iter=200, backward_tol=1e-10, backward_max_iter=200)
+X = np.random.default_rng(0).standard_normal((3, 4))
+PROBE = np.random.default_rng(1).standard_normal((3, 4))
+
+
+def loss_of(z):
+    """A loss whose gradient g = PROBE + 2 z* is not parallel to anything special."""
+    return tf.reduce_sum(z * PROBE) + tf.reduce_sum(z ** 2)
+
+
+def make_block(**options):
+    block = DEQBlock(TanhCell(w_scale=options.pop("w_scale", 0.5), dtype="float64"),
+                     dtype="float64", **{**TIGHT, **options})
+    block.build((None, 4))
+    return block
+
+
+def gradients(block, x=X):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = loss_of(block(x))
+    return tape.gradient(loss, [x, *block.cell.trainable_variables])
+
+
+def unrolled_gradients(block, steps=200):
+    """Autodiff through `steps` plain iterations from zero: the reference gradient."""
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        z = tf.zeros_like(x)
+        for _ in range(steps):
+            z = block.cell(z, x)
+        loss = loss_of(z)
+    return tape.gradient(loss, [x, *block.cell.trainable_variables])
+
+
+def finite_difference_gradients(block, eps=1e-6):
+    def loss_value():
+        return float(loss_of(block(tf.constant(X))))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = []
+        for target in [None, *block.cell.trainable_variables]:
+            base = X.copy() if target is None else target.numpy()
+            grad = np.zeros_like(base)
+            for index in np.ndindex(base.shape):
+                values = []
+                for sign in (1, -1):
+                    moved = base.copy()
+                    moved[index] += sign * eps
+                    if target is None:
+                        values.append(float(loss_of(block(tf.constant(moved)))))
+                    else:
+                        target.assign(moved)
+                        values.append(loss_value())
+                grad[index] = (values[0] - values[1]) / (2 * eps)
+            if target is not None:
+                target.assign(base)
+            result.append(grad)
+    return result
+
+
+def test_forward_is_a_fixed_point_of_the_cell():
+    block = make_block()
+    z = block(tf.constant(X))
+    np.testing.assert_allclose(block.cell(z, tf.constant(X)).numpy(), z.numpy(), atol=1e-9)
+    assert float(block.forward_not_converged.result()) == 0.0
+    assert float(block.forward_residual.result()) <= 1e-10
+    assert float(block.forward_steps.result()) > 1
+
+
+def test_implicit_gradient_matches_finite_differences_and_unrolled_autodiff():
+    block = make_block()
+    implicit = gradients(block)
+    assert block.backward_steps.count > 0
+    assert float(block.backward_not_converged.result()) == 0.0
+    assert float(block.backward_residual.result()) <= 1e-10
+    for got, fd, unrolled in zip(implicit, finite_difference_gradients(block),
+                                 unrolled_gradients(block)):
+        np.testing.assert_allclose(got.numpy(), fd, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got.numpy(), unrolled.numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["broyden", "picard"])
+def test_backward_method_can_differ(method):
+    reference = gradients(make_block())
+    other = gradients(make_block(backward_method=method))
+    for a, b in zip(reference, other):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-9)
+
+
+def _error(grads, reference):
+    return sum(float(tf.norm(g - r)) for g, r in zip(grads, reference))
+
+
+def test_phantom_gradient_approaches_implicit_as_steps_grow():
+    implicit = gradients(make_block())
+    errors = [_error(gradients(make_block(gradient="phantom", phantom_steps=k)), implicit)
+              for k in (1, 5, 20)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-3 * errors[0]
+
+
+def test_jacobian_free_gradient_differs_from_implicit():
+    implicit = gradients(make_block())
+    free = gradients(make_block(gradient="jacobian_free"))
+    assert _error(free, implicit) > 1e-2 * sum(float(tf.norm(g)) for g in implicit)
+    # Its x-gradient is exactly one VJP of f at z*: g ∘ (1 − f²) Uᵀ.
+    block = make_block(gradient="jacobian_free")
+    z = block(tf.constant(X)).numpy()
+    g = PROBE + 2 * z
+    np.testing.assert_allclose(free[0].numpy(), (g * (1 - z ** 2)) @ block.cell.u.numpy().T,
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("gradient, loops", [("implicit", 2), ("phantom", 1),
+                                              ("jacobian_free", 1)])
+def test_gradient_graph_does_not_differentiate_the_forward_loop(gradient, loops):
+    """Memory stays flat in the iterations: the only loops in the gradient graph are the
+    forward solve and (implicit) the backward solve, never a gradient of the forward loop."""
+    block = make_block(gradient=gradient)
+
+    @tf.function
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = loss_of(block(x))
+        return tape.gradient(loss, [x, *block.cell.trainable_variables])
+
+    graph = grad.get_concrete_function(tf.TensorSpec((3, 4), tf.float64)).graph
+    assert sum("While" in op.type for op in graph.get_operations()) == loops
+
+
+def test_non_contractive_cell_reports_non_convergence_and_warns_eagerly():
+    block = make_block(w_scale=3.0, tol=1e-8, max_iter=10, method="picard")
+    with pytest.warns(RuntimeWarning, match="did not converge in the forward solve"):
+        block(tf.constant(X))
+    assert float(block.forward_not_converged.result()) > 0.0
+    with pytest.warns(RuntimeWarning, match="did not converge in the backward solve"):
+        gradients(block)
+    assert float(block.backward_not_converged.result()) > 0.0
+
+    graph_block = make_block(w_scale=3.0, tol=1e-8, max_iter=10, method="picard")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tf.function(graph_block)(tf.constant(X))
+    assert float(graph_block.forward_not_converged.result()) > 0.0
+
+
+def test_argument_checks_name_the_accepted_values():
+    with pytest.raises(ValueError, match="available are"):
+        DEQBlock(TanhCell(), gradient="exact")
+    with pytest.raises(ValueError, match="available methods"):
+        DEQBlock(TanhCell(), backward_method="newton")
+    with pytest.raises(ValueError, match="phantom_damping"):
+        DEQBlock(TanhCell(), gradient="phantom", phantom_damping=0.0)
+    with pytest.raises(TypeError, match="keras.layers.Layer"):
+        DEQBlock(lambda z, x: z)
+
+
+def _model(**options):
+    inputs = keras.Input((4,))
+    deq = DEQBlock(TanhCell(), name="deq", **options)
+    outputs = keras.layers.Dense(1)(deq(keras.layers.Dense(4)(inputs)))
+    return keras.Model(inputs, outputs)
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = _model(gradient="phantom", phantom_steps=3, backward_method="broyden")
+    x = X.astype("float32")
+    path = tmp_path / "deq.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-5)
+    deq = loaded.get_layer("deq")
+    assert isinstance(deq.cell, TanhCell)
+    assert (deq.gradient, deq.phantom_steps, deq.backward_method) == ("phantom", 3, "broyden")
+
+
+def test_fit_lowers_the_loss_and_logs_solver_metrics():
+    keras.utils.set_random_seed(0)
+    model = _model(tol=1e-5)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    x = np.random.default_rng(2).standard_normal((32, 4)).astype("float32")
+    y = np.sin(x.sum(axis=1, keepdims=True))
+    history = model.fit(x, y, epochs=8, batch_size=16, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["deq_forward_steps"][-1] > 0
+    assert history["deq_backward_steps"][-1] > 0
+    assert history["deq_backward_not_converged"][-1] == 0.0
