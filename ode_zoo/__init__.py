@@ -6,6 +6,9 @@ Example:
     >>> ys = ode_zoo.odeint(lambda t, y: -y, tf.ones([3]), tf.constant([0.0, 1.0]))
     >>> ys.shape
     TensorShape([2, 3])
+    >>> result = ode_zoo.fixed_point(lambda z: 0.5 * z + 1.0, tf.zeros([2, 1]))
+    >>> result.z.numpy().round(3).ravel().tolist()
+    [2.0, 2.0]
     >>> model = ode_zoo.load("odenet_mnist", load_weights=False)   # a compiled Keras model
 """
 __version__ = "0.1.0"
@@ -18,7 +21,9 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ode_zoo.solvers import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
                              SolveStats, StatsRecorder, StepSizeTooSmallError, odeint)
+from ode_zoo.equilibrium import FixedPointResult, fixed_point
 from ode_zoo.zoo import export, list_models, load
 
-__all__ = ["__version__", "odeint", "SolveStats", "StatsRecorder", "ODESolverError", "MaxStepsExceededError",
-           "StepSizeTooSmallError", "NonFiniteStateError", "load", "list_models", "export"]
+__all__ = ["__version__", "odeint", "SolveStats", "StatsRecorder", "ODESolverError",
+           "MaxStepsExceededError", "StepSizeTooSmallError", "NonFiniteStateError",
+           "fixed_point", "FixedPointResult", "load", "list_models", "export"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ode_zoo.fixed_point import METHODS, Broyden, fixed_point
+from ode_zoo.equilibrium import METHODS, Broyden, fixed_point
 
 ALL_METHODS = sorted(METHODS)
 DOTTIE = 0.7390851332151607  # the fixed point of cos

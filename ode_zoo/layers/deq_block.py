@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from ode_zoo.fixed_point import fixed_point
-from ode_zoo.fixed_point.solve import make_method
+from ode_zoo.equilibrium import fixed_point
+from ode_zoo.equilibrium.solve import make_method
 
 GRADIENTS = ("implicit", "phantom", "jacobian_free")
 

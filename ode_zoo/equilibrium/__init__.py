@@ -4,16 +4,16 @@ acceleration or Picard iteration.
 
 Example:
     >>> import tensorflow as tf
-    >>> from ode_zoo.fixed_point import fixed_point
+    >>> from ode_zoo.equilibrium import fixed_point
     >>> result = fixed_point(lambda z: 0.5 * z + 1.0, tf.zeros([3, 2]), method="anderson")
     >>> result.z.shape, bool(tf.reduce_all(result.converged))
     (TensorShape([3, 2]), True)
 """
-from ode_zoo.fixed_point.anderson import Anderson
-from ode_zoo.fixed_point.broyden import Broyden
-from ode_zoo.fixed_point.picard import Picard
-from ode_zoo.fixed_point.result import FixedPointResult
-from ode_zoo.fixed_point.solve import METHODS, STOP_MODES, fixed_point
+from ode_zoo.equilibrium.anderson import Anderson
+from ode_zoo.equilibrium.broyden import Broyden
+from ode_zoo.equilibrium.picard import Picard
+from ode_zoo.equilibrium.result import FixedPointResult
+from ode_zoo.equilibrium.solve import METHODS, STOP_MODES, fixed_point
 
 __all__ = ["fixed_point", "FixedPointResult", "METHODS", "STOP_MODES", "Broyden", "Anderson",
            "Picard"]

@@ -12,7 +12,7 @@ under XLA; it ends when every element is done or after `max_iter` iterations.
 
 Example:
     >>> import tensorflow as tf
-    >>> from ode_zoo.fixed_point.picard import Picard
+    >>> from ode_zoo.equilibrium.picard import Picard
     >>> result = iterate(lambda z: 0.5 * z + 1.0, Picard(), tf.zeros([2, 3]), tol=1e-6,
     ...                  max_iter=100, stop_mode="abs")
     >>> round(float(result.z[0, 0]), 4), bool(result.converged[1])
@@ -24,8 +24,8 @@ from typing import Any, Callable, Protocol
 
 import tensorflow as tf
 
-from ode_zoo.fixed_point.batch import where_rows
-from ode_zoo.fixed_point.result import FixedPointResult, residual_norms
+from ode_zoo.equilibrium.batch import where_rows
+from ode_zoo.equilibrium.result import FixedPointResult, residual_norms
 
 
 class FixedPointMethod(Protocol):

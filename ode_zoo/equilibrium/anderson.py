@@ -24,7 +24,7 @@ from typing import Tuple
 import numpy as np
 import tensorflow as tf
 
-from ode_zoo.fixed_point.batch import row_finite, where_rows
+from ode_zoo.equilibrium.batch import row_finite, where_rows
 
 
 def _push(buffer: tf.Tensor, count: tf.Tensor, x: tf.Tensor) -> tf.Tensor:

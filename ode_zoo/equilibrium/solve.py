@@ -7,11 +7,11 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from ode_zoo.fixed_point.anderson import Anderson
-from ode_zoo.fixed_point.broyden import Broyden
-from ode_zoo.fixed_point.iterate import iterate
-from ode_zoo.fixed_point.picard import Picard
-from ode_zoo.fixed_point.result import FixedPointResult
+from ode_zoo.equilibrium.anderson import Anderson
+from ode_zoo.equilibrium.broyden import Broyden
+from ode_zoo.equilibrium.iterate import iterate
+from ode_zoo.equilibrium.picard import Picard
+from ode_zoo.equilibrium.result import FixedPointResult
 
 METHODS = {"broyden": Broyden, "anderson": Anderson, "picard": Picard}
 STOP_MODES = ("rel", "abs")
@@ -84,7 +84,7 @@ def fixed_point(f: Callable[[tf.Tensor], tf.Tensor], z0: tf.Tensor, *, method: s
 
     Example:
         >>> import tensorflow as tf
-        >>> from ode_zoo.fixed_point import fixed_point
+        >>> from ode_zoo.equilibrium import fixed_point
         >>> result = fixed_point(tf.cos, tf.zeros([2, 1]), tol=1e-6)
         >>> round(float(result.z[0, 0]), 5), bool(result.converged[0])
         (0.73909, True)
