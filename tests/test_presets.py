@@ -180,7 +180,7 @@ def test_load_by_name_without_published_weights(monkeypatch) -> None:
 
 
 def test_unknown_names_list_the_available_models(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"Unknown zoo model 'odenet_mnsit'.*\['odenet_mnist'"):
+    with pytest.raises(ValueError, match=r"Unknown zoo model 'odenet_mnsit'.*'odenet_mnist'"):
         ode_zoo.load("odenet_mnsit")
 
 

@@ -26,7 +26,8 @@ def random_shift(images: tf.Tensor, seed: tf.Tensor, pixels: int) -> tf.Tensor:
         image, offset = args
         return tf.slice(image, [offset[0], offset[1], 0], [shape[1], shape[2], shape[3]])
 
-    return tf.map_fn(crop, (padded, offsets), fn_output_signature=images.dtype)
+    shifted = tf.map_fn(crop, (padded, offsets), fn_output_signature=images.dtype)
+    return tf.ensure_shape(shifted, images.shape)
 
 
 def classification_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,

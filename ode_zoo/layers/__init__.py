@@ -1,4 +1,4 @@
-"""Keras layers: the `ODEBlock` and time-conditioned vector fields.
+"""Keras layers: `ODEBlock` with time-conditioned vector fields, `DEQBlock` with its cells.
 
 Example:
     >>> import tensorflow as tf
@@ -7,10 +7,11 @@ Example:
     TensorShape([2, 3])
 """
 
-from ode_zoo.layers.deq_block import DEQBlock, TanhCell
+from ode_zoo.layers.deq_block import DEQBlock
+from ode_zoo.layers.deq_cells import ConvDEQCell, TanhCell
 from ode_zoo.layers.ode_block import ODEBlock
 from ode_zoo.layers.vector_fields import (ConcatConv2D, ConcatSquashDense, ConvVectorField,
                                          DenseVectorField)
 
-__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvVectorField", "DEQBlock", "DenseVectorField",
+__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvDEQCell", "ConvVectorField", "DEQBlock", "DenseVectorField",
            "ODEBlock", "TanhCell"]
