@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
+
+from ode_zoo.datasets.data_files import search_dirs
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -41,14 +42,7 @@ _MAGIC = {3: 2051, 1: 2049}  # idx magic numbers for images (3-D) and labels (1-
 
 def candidate_dirs(data_dir: Optional[str] = None) -> List[Path]:
     """Directories searched for MNIST, in order."""
-    dirs = []
-    if data_dir:
-        dirs.append(Path(data_dir))
-    if os.environ.get("ODE_ZOO_DATA"):
-        root = Path(os.environ["ODE_ZOO_DATA"])
-        dirs += [root / "mnist", root]
-    keras_cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-    return dirs + [keras_cache / "mnist", keras_cache]
+    return search_dirs("mnist", data_dir)
 
 
 def _md5(path: Path) -> str:
