@@ -16,24 +16,15 @@ Run: python benchmarks/ode_solve.py [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from common import child_peak_growth, report_peak_growth, setup_threads, timed  # noqa: E402
 
 D, H, BATCH, RTOL, ATOL = 64, 256, 512, 1e-5, 1e-5
-
-
-def setup_threads() -> None:
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def make_weights(seed: int = 0):
@@ -50,18 +41,6 @@ def make_weights(seed: int = 0):
 def mlp(weights, y):
     w1, b1, w2, b2, w3, b3 = weights
     return tf.tanh(tf.tanh(y @ w1 + b1) @ w2 + b2) @ w3 + b3
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of fn() after one warm-up call (which compiles)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else x, out)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def ode_zoo_functions(weights, y0):
@@ -130,19 +109,15 @@ def memory_probe(mode: str, num_steps: int) -> None:
             loss = tf.reduce_sum(ys[-1] ** 2)
         return tape.gradient(loss, weights)
 
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak / 1024, "growth_mb": (peak - baseline) / 1024}))
+    report_peak_growth(run)
 
 
 def measure_memory(steps=(10, 40, 160)):
     rows = {}
     for mode in ("adjoint", "backprop"):
         for n in steps:
-            out = subprocess.run([sys.executable, __file__, "--memory-probe", mode, str(n)],
-                                 capture_output=True, text=True, check=True)
-            rows[(mode, n)] = json.loads(out.stdout.strip().splitlines()[-1])["growth_mb"]
+            rows[(mode, n)] = child_peak_growth(__file__, ["--memory-probe", mode,
+                                                          str(n)])["growth_mb"]
     return rows
 
 

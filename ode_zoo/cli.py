@@ -5,6 +5,7 @@ Example:
     $ ode-zoo info odenet_mnist
     $ ode-zoo demo                       # classify test digits with the pretrained odenet_mnist
     $ ode-zoo demo spiral --epochs 200   # fit a neural ODE to a spiral
+    $ ode-zoo sample ffjord_toy_8gaussians --output 8gaussians.png   # a flow's samples
     $ ode-zoo eval odenet_mnist          # reproduce the metrics in metadata.json
     $ ode-zoo train odenet_mnist --resume --publish
     $ ode-zoo export odenet_mnist --output /tmp/serving
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="digits: how many test digits (default: %(default)s)")
     demo.add_argument("--data-dir", help="digits: directory holding the MNIST files")
     demo.set_defaults(handler=_demo)
+
+    sample = commands.add_parser(
+        "sample", help="draw a zoo flow's samples (and, for 2-D flows, its density) as a PNG",
+        description="Load a published zoo flow and write a PNG of its samples next to data "
+        "samples; for 2-D toy flows also the learned density.")
+    sample.add_argument("name", help="zoo name or preset directory of a flow")
+    sample.add_argument("--output", type=Path, help="PNG to write (default: NAME_samples.png)")
+    sample.add_argument("--num", type=_positive_int, default=2000,
+                        help="model samples and data points to draw (default: %(default)s)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the base noise")
+    sample.add_argument("--data-dir", help="directory holding the dataset files")
+    sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a published zoo model and compare with its metadata.json")
@@ -127,6 +141,16 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"odenet_mnist classified {result.accuracy:.1%} of {result.count} test digits "
               f"correctly ({result.forward_nfe:.0f} ODE evaluations per batch)")
     print(f"wrote {result.output} in {result.seconds:.0f}s")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from ode_zoo.demos.flow_samples import write_samples
+    output = args.output or Path(f"{Path(args.name).name}_samples.png")
+    started = time.time()
+    path = write_samples(ode_zoo.load(args.name), output, num=args.num, seed=args.seed,
+                         data_dir=args.data_dir)
+    print(f"wrote {path} in {time.time() - started:.0f}s")
     return 0
 
 

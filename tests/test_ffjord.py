@@ -9,6 +9,7 @@ import tensorflow_probability as tfp
 from ode_zoo.flows import (FFJORD, TRACE_ESTIMATORS, exact_trace, hutchinson_trace,
                            stateless_seed)
 from ode_zoo.layers.vector_fields import DenseVectorField
+from ode_zoo.solvers import StatsRecorder
 
 tfd = tfp.distributions
 
@@ -267,7 +268,8 @@ def test_adjoint_gradient_of_a_plain_callable_equals_the_closed_form(dtype):
 
 
 def test_log_prob_in_a_tf_function_matches_eager_and_unseeded_noise_is_fresh():
-    x = tf.constant(RNG.normal(size=(3, 2)))
+    # 40 Rademacher signs: two fresh draws coincide with probability 2⁻⁴⁰ (6 signs: 1/64).
+    x = tf.constant(RNG.normal(size=(20, 2)))
     options = dict(trace="hutchinson_rademacher", method="rk4", num_steps=3)
     base = tfd.MultivariateNormalDiag(loc=tf.zeros(2, tf.float64))
     seeded = tfd.TransformedDistribution(base, FFJORD(tanh_field(tf.float64), seed=2, **options))
@@ -288,3 +290,36 @@ def test_bad_arguments_raise_clear_errors():
         FFJORD("not a field")
     with pytest.raises(ValueError, match="regularize=True"):
         FFJORD(lambda t, z: z).forward_with_regularizers(tf.ones([1, 2]))
+    with pytest.raises(ValueError, match=r"pass adjoint=True or 'seminorm'"):
+        FFJORD(lambda t, z: z, backward_stats_sink=StatsRecorder())
+
+
+def test_stats_sink_records_each_solve_and_nothing_for_cached_results():
+    recorder = StatsRecorder()
+    bijector = FFJORD(linear_field(tf.float64), method="rk4", num_steps=3, stats_sink=recorder)
+    x = tf.constant(RNG.normal(size=(2, 3)))
+    y = bijector.forward(x)
+    assert int(recorder.result().num_evaluations) == 12            # 3 steps × 4 stages
+    assert int(recorder.result().num_accepted_steps) == 3
+    recorder.record(recorder.result()._replace(num_evaluations=0))
+    bijector.forward_log_det_jacobian(x, event_ndims=1)           # cached: no solve
+    bijector.inverse(y)                                           # cached: y came from x
+    assert int(recorder.result().num_evaluations) == 0
+
+
+@pytest.mark.parametrize("adjoint", [True, "seminorm"])
+def test_backward_stats_sink_records_the_adjoint_solve_in_a_tf_function(adjoint):
+    k = tf.Variable(0.3, dtype=tf.float64)
+    forward, backward = StatsRecorder(), StatsRecorder()
+    bijector = FFJORD(lambda t, z: -k * z, method="rk4", num_steps=5, adjoint=adjoint,
+                      stats_sink=forward, backward_stats_sink=backward)
+
+    @tf.function
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(bijector.inverse_log_det_jacobian(x, event_ndims=1))
+        return tape.gradient(loss, k)
+
+    assert float(gradient(tf.ones([2, 2], tf.float64))) == pytest.approx(2 * 2 * 1.0)
+    assert int(forward.result().num_evaluations) == 20
+    assert int(backward.result().num_evaluations) == 20           # 5 rk4 steps backwards

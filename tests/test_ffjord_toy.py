@@ -1,5 +1,6 @@
 """FFJORDToyFlow: base density when the field is zero, a normalized density after
-training, RNODE training lowers the NLL, config and .keras round trips, the plot."""
+training, RNODE training lowers the NLL, fit and evaluate log the solver's evaluation
+counts, config and .keras round trips, the plot."""
 from __future__ import annotations
 
 import keras
@@ -40,15 +41,28 @@ def test_zero_field_gives_the_base_density():
     x = sample_toy("pinwheel", 16, seed=0)
     expected = -0.5 * (x ** 2).sum(axis=1) - np.log(2 * np.pi)
     np.testing.assert_allclose(model.log_prob(x).numpy(), expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(model.sample(5, seed=3).numpy(),
-                               tf.random.stateless_normal((5, 2), seed=[0, 3]).numpy())
+    z = tf.random.stateless_normal((5, 2), seed=[0, 3])
+    np.testing.assert_allclose(model.sample(z).numpy(), z.numpy())
 
 
 def test_training_lowers_the_nll_and_reports_rnode_metrics(trained):
     _, before, after, history = trained
-    assert set(history) == {"loss", "nll", "kinetic", "jacobian"}
+    assert set(history) == {"loss", "nll", "kinetic", "jacobian", "nfe", "backward_nfe"}
     assert after < before - 0.5, (before, after)
     assert history["kinetic"][0] > 0 and history["jacobian"][0] > 0
+
+
+def test_fit_logs_forward_and_adjoint_evaluation_counts(trained):
+    history = trained[3]
+    assert history["nfe"] == [16.0]            # 4 rk4 steps of 4 stages per training solve
+    assert history["backward_nfe"] == [16.0]   # the adjoint solves back on the same grid
+
+
+def test_backprop_training_logs_no_backward_count():
+    model = FFJORDToyFlow(**{**FAST, "num_steps": 2}, adjoint=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(sample_toy("moons", 64, seed=0), batch_size=32, epochs=1, verbose=0)
+    assert history.history["nfe"] == [8.0] and "backward_nfe" not in history.history
 
 
 def test_trained_density_integrates_to_one(trained):
@@ -62,9 +76,10 @@ def test_trained_density_integrates_to_one(trained):
 
 def test_samples_land_where_the_log_prob_is_high(trained):
     model = trained[0]
-    samples = model.sample(256, seed=1)
+    z = tf.random.stateless_normal((256, 2), seed=[0, 1])
+    samples = model.sample(z)
     assert samples.shape == (256, 2)
-    np.testing.assert_array_equal(samples.numpy(), model.sample(256, seed=1).numpy())
+    np.testing.assert_array_equal(samples.numpy(), model.sample(z).numpy())
     wide = tf.random.stateless_normal((256, 2), seed=[0, 1]) * 3.0
     assert tf.reduce_mean(model.log_prob(samples)) > tf.reduce_mean(model.log_prob(wide))
 
@@ -74,11 +89,20 @@ def test_evaluate_reports_the_eval_nll(trained):
     data = sample_toy("8gaussians", 512, seed=0)
     result = model.evaluate(data, batch_size=512, verbose=0, return_dict=True)
     np.testing.assert_allclose(result["nll"], -np.mean(model.log_prob(data)), rtol=1e-5)
+    assert result["nfe"] == 32.0               # the evaluation solver: 8 rk4 steps
+
+
+def test_adaptive_evaluation_counts_its_steps():
+    model = FFJORDToyFlow(hidden_units=(8,))   # dopri5 at 1e-5
+    model.compile()
+    result = model.evaluate(sample_toy("moons", 64, seed=0), batch_size=64, verbose=0,
+                            return_dict=True)
+    assert result["nfe"] >= 8 and (result["nfe"] - 2) % 6 == 0, result
 
 
 def test_config_round_trip():
     model = FFJORDToyFlow(hidden_units=(5, 7), kinetic_weight=0.1, jacobian_weight=0.2,
-                          method="euler", num_steps=3, eval_rtol=1e-4)
+                          method="euler", num_steps=3, adjoint="seminorm", eval_rtol=1e-4)
     clone = FFJORDToyFlow.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.architecture_config()["hidden_units"] == [5, 7]

@@ -8,8 +8,9 @@ Example:
     [[1.0, 1.0]]
 """
 from ode_zoo.flows.ffjord import FFJORD, FlowResult
+from ode_zoo.flows.multiscale import MultiscaleFlow
 from ode_zoo.flows.trace_estimators import (TRACE_ESTIMATORS, TraceEstimate, TraceEstimator,
                                             exact_trace, hutchinson_trace, stateless_seed)
 
-__all__ = ["FFJORD", "FlowResult", "TRACE_ESTIMATORS", "TraceEstimate", "TraceEstimator",
-           "exact_trace", "hutchinson_trace", "stateless_seed"]
+__all__ = ["FFJORD", "FlowResult", "MultiscaleFlow", "TRACE_ESTIMATORS", "TraceEstimate",
+           "TraceEstimator", "exact_trace", "hutchinson_trace", "stateless_seed"]

@@ -11,7 +11,7 @@ from ode_zoo.layers.deq_block import DEQBlock
 from ode_zoo.layers.deq_cells import ConvDEQCell, TanhCell
 from ode_zoo.layers.ode_block import ODEBlock
 from ode_zoo.layers.vector_fields import (ConcatConv2D, ConcatSquashDense, ConvVectorField,
-                                         DenseVectorField)
+                                         DenseVectorField, FlatImageVectorField)
 
-__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvDEQCell", "ConvVectorField", "DEQBlock", "DenseVectorField",
-           "ODEBlock", "TanhCell"]
+__all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvDEQCell", "ConvVectorField", "DEQBlock",
+           "DenseVectorField", "FlatImageVectorField", "ODEBlock", "TanhCell"]

@@ -1,9 +1,11 @@
 """`FFJORDToyFlow`: FFJORD on 2-D toy densities (Grathwohl et al. 2019) with
 RNODE's regularized training (Finlay et al. 2020).
 
-Training solves the flow with fixed-step RK4 and minimizes
-NLL + λ_K·kinetic + λ_J·jacobian; `log_prob` and `sample` use the evaluation
-solver (dopri5 at rtol = atol = 1e-5 by default).
+Training solves the flow with fixed-step RK4 (adjoint gradients by default) and
+minimizes NLL + λ_K·kinetic + λ_J·jacobian; `log_prob` and `sample` use the
+evaluation solver (dopri5 at rtol = atol = 1e-5 by default). The metric
+`nfe` counts the vector-field evaluations per solve, `backward_nfe` those of the
+adjoint's backward solve.
 
 Example:
     >>> import tensorflow as tf
@@ -11,7 +13,7 @@ Example:
     ...                       eval_num_steps=2)
     >>> model.log_prob(tf.zeros((3, 2))).shape
     TensorShape([3])
-    >>> model.sample(4, seed=0).shape
+    >>> model.sample(tf.random.stateless_normal((4, 2), seed=[0, 0])).shape
     TensorShape([4, 2])
 """
 from __future__ import annotations
@@ -20,11 +22,11 @@ import math
 from typing import Any, Dict, Optional, Sequence, Union
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ode_zoo.flows import FFJORD
 from ode_zoo.layers import DenseVectorField
+from ode_zoo.layers.ode_block import EvaluationCount
 from ode_zoo.models.base import ZooModel
 
 
@@ -38,26 +40,29 @@ def _standard_normal_log_prob(z: tf.Tensor) -> tf.Tensor:
 class FFJORDToyFlow(ZooModel, keras.Model):
     """A continuous normalizing flow on 2-D points over a standard normal base.
 
-    The flow maps base samples z (t = 0) to data x (t = 1) along a
-    `DenseVectorField`; `log_prob(x)` solves back from x to z.
+    The flow maps base noise z (t = 0) to data x (t = 1) along a `DenseVectorField`:
+    `sample(z)` solves forward, `log_prob(x)` solves back from x to z.
 
     Args:
       hidden_units, activation: the `DenseVectorField` MLP.
       trace: the FFJORD trace estimator ("exact" is cheap in 2-D).
       kinetic_weight, jacobian_weight: RNODE's λ_K and λ_J (default 0.01 each).
       t1: end time of the flow (starts at 0).
-      method, num_steps: the training solver (fixed-step RK4, 8 steps).
+      method, num_steps, adjoint: the training solver (fixed-step RK4, 8 steps,
+        adjoint gradients; False backpropagates through the steps).
       eval_method, eval_rtol, eval_atol, eval_num_steps: the solver of `log_prob`,
         `sample` and `evaluate` (dopri5 at 1e-5).
 
-    `fit` reports loss, nll (nats per point), kinetic and jacobian (batch means);
-    `evaluate` reports nll under the evaluation solver.
+    `fit` reports loss, nll (nats per point), kinetic and jacobian (batch means),
+    nfe (evaluations of the training solve) and, with an adjoint, backward_nfe;
+    `evaluate` reports nll and nfe under the evaluation solver.
     """
 
     def __init__(self, hidden_units: Sequence[int] = (64, 64, 64), activation: str = "tanh",
                  trace: str = "exact", kinetic_weight: float = 0.01,
                  jacobian_weight: float = 0.01, t1: float = 1.0, method: str = "rk4",
-                 num_steps: Optional[int] = 8, eval_method: str = "dopri5",
+                 num_steps: Optional[int] = 8, adjoint: Union[bool, str] = True,
+                 eval_method: str = "dopri5",
                  eval_rtol: float = 1e-5, eval_atol: float = 1e-5,
                  eval_num_steps: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -66,25 +71,32 @@ class FFJORDToyFlow(ZooModel, keras.Model):
         self.trace = trace
         self.kinetic_weight, self.jacobian_weight = float(kinetic_weight), float(jacobian_weight)
         self.t1 = float(t1)
-        self.train_solver = dict(method=method, num_steps=num_steps)
+        self.train_solver = dict(method=method, num_steps=num_steps, adjoint=adjoint)
         self.eval_solver = dict(eval_method=eval_method, eval_rtol=eval_rtol,
                                 eval_atol=eval_atol, eval_num_steps=eval_num_steps)
         self.field = DenseVectorField(self.hidden_units, activation=activation,
                                       name="vector_field")
         self.field.build((), (None, 2))
         self.built = True                   # every weight exists: the field is built
-        self._flows = {
-            "train": FFJORD(self.field, trace=trace, t1=self.t1, method=method,
-                            num_steps=num_steps, regularize=True),
-            "eval": FFJORD(self.field, trace=trace, t1=self.t1, method=eval_method,
-                           rtol=eval_rtol, atol=eval_atol, num_steps=eval_num_steps),
-        }
         self._trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "nll", "kinetic", "jacobian")}
+        self.nfe_metric = EvaluationCount(name="nfe")
+        self.backward_nfe_metric = (EvaluationCount(name="backward_nfe")
+                                    if adjoint is not False else None)
+        self._flows = {
+            "train": FFJORD(self.field, trace=trace, t1=self.t1, method=method,
+                            num_steps=num_steps, adjoint=adjoint, regularize=True,
+                            stats_sink=self.nfe_metric,
+                            backward_stats_sink=self.backward_nfe_metric),
+            "eval": FFJORD(self.field, trace=trace, t1=self.t1, method=eval_method,
+                           rtol=eval_rtol, atol=eval_atol, num_steps=eval_num_steps,
+                           stats_sink=self.nfe_metric),
+        }
 
     @property
     def metrics(self) -> list:
-        return list(self._trackers.values())
+        counts = [self.nfe_metric, self.backward_nfe_metric]
+        return list(self._trackers.values()) + [m for m in counts if m is not None]
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.log_prob(x)
@@ -103,18 +115,16 @@ class FFJORDToyFlow(ZooModel, keras.Model):
         z = flow.inverse(x)
         return _standard_normal_log_prob(z) + flow.inverse_log_det_jacobian(x, event_ndims=1)
 
-    def sample(self, n: int, seed: Union[int, tf.Tensor] = 0) -> tf.Tensor:
-        """`n` points [n, 2] pushed from the base through the flow (evaluation solver);
-        `seed` is an int or a stateless seed of shape [2].
+    def sample(self, z: Any) -> tf.Tensor:
+        """The points [N, 2] the flow makes of base noise z [N, 2] (evaluation solver).
 
         Example:
-            >>> FFJORDToyFlow(hidden_units=(4,)).sample(3, seed=1).shape
+            >>> import tensorflow as tf
+            >>> model = FFJORDToyFlow(hidden_units=(4,))
+            >>> model.sample(tf.random.stateless_normal((3, 2), seed=[0, 1])).shape
             TensorShape([3, 2])
         """
-        seed = tf.cast(seed, tf.int32)
-        if seed.shape.rank == 0:                    # an int seed s means [0, s]
-            seed = tf.stack([0, seed])
-        z = tf.random.stateless_normal((int(n), 2), seed=seed)
+        z = tf.identity(tf.convert_to_tensor(z, tf.float32))   # fresh: see log_prob
         return self._flows["eval"].forward(z)
 
     def train_step(self, data: Any) -> Dict[str, tf.Tensor]:
@@ -137,7 +147,7 @@ class FFJORDToyFlow(ZooModel, keras.Model):
     def test_step(self, data: Any) -> Dict[str, tf.Tensor]:
         x = data[0] if isinstance(data, (tuple, list)) else data
         self._trackers["nll"].update_state(-tf.reduce_mean(self.log_prob(x)))
-        return {"nll": self._trackers["nll"].result()}
+        return {m.name: m.result() for m in (self._trackers["nll"], self.nfe_metric)}
 
     def get_config(self) -> dict:
         config = super().get_config()

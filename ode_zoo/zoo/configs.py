@@ -16,13 +16,15 @@ from typing import Any, Dict, List
 ALLOWED_KEYS = {
     "": {"name", "family", "description", "model", "dataset", "training", "evaluation"},
     "model": {"class", "config"},
-    "dataset": {"name", "train_split", "validation_split", "test_split"},
+    # toy2d also names its `toy` set and each split's `sizes` and `seeds`.
+    "dataset": {"name", "train_split", "validation_split", "test_split", "toy", "sizes", "seeds"},
     "training": {"model_overrides", "epochs", "batch_size", "learning_rate", "lr_schedule",
-                 "shift_pixels", "checkpoint_every", "seed", "monitor", "mode"},
+                 "shift_pixels", "checkpoint_every", "seed", "monitor", "mode", "threads"},
     "evaluation": {"split", "batch_size", "model_overrides"},
 }
 REQUIRED_KEYS = {"": {"name", "family", "model", "dataset", "training", "evaluation"},
-                 "model": {"class", "config"}}
+                 "model": {"class", "config"},
+                 "dataset": {"name", "train_split", "validation_split", "test_split"}}
 
 
 def zoo_dirs(kind: str) -> List[Path]:

@@ -2,14 +2,21 @@
 split and solver, metrics named as `metadata.json` stores them, and a check
 that a fresh evaluation reproduces the stored numbers.
 
+Solver counts get family-independent names (`solver_count_key`): an ODE's
+`nfe` / `<layer>_nfe` is `forward_nfe`, a DEQ's `<layer>_forward_steps` is
+`forward_steps`. Metrics evaluation never updates (backward counts, regularizers)
+are left out.
+
 Example:
     >>> metrics = evaluate_model(model, config)          # doctest: +SKIP
     >>> sorted(metrics)                                   # doctest: +SKIP
     ['test_accuracy', 'test_error', 'test_forward_nfe', 'test_loss']
+    >>> [solver_count_key(k) for k in ("nfe", "ode_block_backward_nfe", "deq_forward_steps")]
+    ['forward_nfe', 'backward_nfe', 'forward_steps']
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import keras
 
@@ -19,6 +26,24 @@ from ode_zoo.zoo.recipes import evaluation_data
 # same counts; float summation order may move losses in the last digits.
 REPRODUCE_RTOL = 1e-4
 
+# (name or `_`-suffix of a logged metric, its name in metadata), most specific first.
+SOLVER_COUNTS = (("backward_nfe", "backward_nfe"), ("nfe", "forward_nfe"),
+                 ("forward_steps", "forward_steps"), ("backward_steps", "backward_steps"))
+
+# Metrics a family derives from the logged ones, e.g. a classifier's error rate.
+DERIVED_METRICS: Dict[str, Callable[[Dict[str, float], str], Dict[str, float]]] = {
+    "classifier": lambda metrics, split: {f"{split}_error": 1.0 - metrics[f"{split}_accuracy"]},
+}
+
+
+def solver_count_key(name: str) -> Optional[str]:
+    """The metadata name of a logged solver count ("forward_nfe", "backward_nfe",
+    "forward_steps", "backward_steps"), or None for other metrics."""
+    for suffix, key in SOLVER_COUNTS:
+        if name == suffix or name.endswith(f"_{suffix}"):
+            return key
+    return None
+
 
 def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[str] = None,
                    data_dir: Optional[str] = None, verbose: int = 1) -> Dict[str, float]:
@@ -26,15 +51,17 @@ def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[s
     split = split or config["evaluation"].get("split", config["dataset"]["test_split"])
     results = model.evaluate(evaluation_data(config, split, data_dir), verbose=verbose,
                              return_dict=True)
-    metrics: Dict[str, float] = {}
-    for name, value in results.items():
-        if name.endswith("_backward_nfe"):
-            continue                      # no backward pass in evaluation
-        key = "forward_nfe" if name.endswith("_nfe") else name
-        metrics[f"{split}_{key}"] = float(value)
-    if config["family"] == "classifier":
-        metrics[f"{split}_error"] = 1.0 - metrics[f"{split}_accuracy"]
-    return metrics
+    # Training-only metrics (backward solves, regularizers) are never updated here.
+    unrecorded = {m.name for m in model.metrics if hasattr(m, "count") and float(m.count) == 0}
+    results = {k: v for k, v in results.items() if k not in unrecorded}
+    metrics = {f"{split}_{name}": float(value) for name, value in results.items()
+               if not solver_count_key(name)}
+    for name, value in results.items():                # solver counts after the others
+        key = solver_count_key(name)
+        if key:
+            metrics[f"{split}_{key}"] = float(value)
+    derived = DERIVED_METRICS.get(config["family"])
+    return {**metrics, **(derived(metrics, split) if derived else {})}
 
 
 def compare_metrics(stored: Dict[str, Any], measured: Dict[str, float],

@@ -4,7 +4,11 @@
 (`ENDPOINTS`); TF Serving loads it with `--model_base_path=directory`. Every
 endpoint input is batch-major, so the REST `instances` row format works.
 Classifiers: `serving_default(images float32 [None, H, W, C], raw pixels 0–255)
--> {"probabilities", "logits"}`.
+-> {"probabilities", "logits"}`. Flows (models with `log_prob(x)` and
+`sample(z)`): `log_prob(x float32 [None, *example shape]) -> {"log_prob"}` (nats;
+also `serving_default`) and `sample(z float32 [None, D] base noise) -> {"x"}`,
+where the example shape is the dataset's ([2] for toy2d, [28, 28, 1] for MNIST)
+and D the number of its elements.
 
 A new family adds a row to `ENDPOINTS`: endpoint name -> `Endpoint(inputs,
 function)`, where `inputs(model)` gives the named `tf.TensorSpec`s and
@@ -29,6 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ode_zoo.zoo.recipes import example_shape
+
 
 class Endpoint(NamedTuple):
     """One serving signature: named batch-major input specs and the outputs function."""
@@ -47,8 +53,33 @@ def _classify(model: keras.Model) -> Callable[..., Dict[str, tf.Tensor]]:
     return classify
 
 
+def _points(model: keras.Model) -> Dict[str, tf.TensorSpec]:
+    shape = example_shape(model.zoo_config)
+    return {"x": tf.TensorSpec([None, *shape], tf.float32, name="x")}
+
+
+def _noise(model: keras.Model) -> Dict[str, tf.TensorSpec]:
+    size = int(np.prod(example_shape(model.zoo_config)))
+    return {"z": tf.TensorSpec([None, size], tf.float32, name="z")}
+
+
+def _log_prob(model: keras.Model) -> Callable[..., Dict[str, tf.Tensor]]:
+    def log_prob(x: tf.Tensor) -> Dict[str, tf.Tensor]:
+        return {"log_prob": model.log_prob(x)}
+    return log_prob
+
+
+def _sample(model: keras.Model) -> Callable[..., Dict[str, tf.Tensor]]:
+    def sample(z: tf.Tensor) -> Dict[str, tf.Tensor]:
+        return {"x": model.sample(z)}
+    return sample
+
+
 ENDPOINTS: Dict[str, Dict[str, Endpoint]] = {
     "classifier": {"serving_default": Endpoint(_images, _classify)},
+    "flow": {"serving_default": Endpoint(_points, _log_prob),
+             "log_prob": Endpoint(_points, _log_prob),
+             "sample": Endpoint(_noise, _sample)},
 }
 
 
