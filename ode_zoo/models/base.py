@@ -20,11 +20,11 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 
 class ZooModel:
-    """Mixin for zoo models: `zoo_config`, `zoo_metadata`, `config_keys`,
+    """Mixin for zoo models: `zoo_config`, `zoo_metadata`, `config_keys`, `output_tolerance`,
     `architecture_config`, `save_to_preset`."""
 
     # Kept as JSON text: Keras does not track it, and readers get copies.
@@ -56,6 +56,12 @@ class ZooModel:
         parameters = inspect.signature(cls.__init__).parameters.values()
         return [p.name for p in parameters
                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def output_tolerance(self) -> Tuple[float, float]:
+        """(rtol, atol) within which two runs of this model (Keras and its serving
+        export) must agree: float32 round-off by default; models whose outputs end
+        an iterative solve widen it to the solver's tolerance."""
+        return 1e-4, 1e-5
 
     def architecture_config(self) -> Dict[str, Any]:
         """`get_config()` restricted to `config_keys()`: what rebuilds this model."""

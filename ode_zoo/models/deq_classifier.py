@@ -9,7 +9,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -53,6 +53,11 @@ class DEQClassifier(ImageClassifier):
 
     def body(self, h: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.deq_block(h, training=training)
+
+    def output_tolerance(self) -> Tuple[float, float]:
+        """The fixed point is known to the solver's relative tolerance only: two
+        runs whose round-off differs may stop an iteration apart."""
+        return max(1e-4, self.solver["tol"]), max(1e-5, self.solver["tol"])
 
     def get_config(self) -> dict:
         config = super().get_config()

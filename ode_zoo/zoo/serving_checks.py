@@ -200,11 +200,15 @@ def random_inputs(model: keras.Model, batch_size: int = 4,
 
 
 def check_serving(version_dir: PathLike, model: keras.Model,
-                  inputs: Optional[Mapping[str, Arrays]] = None, rtol: float = 1e-4,
-                  atol: float = 1e-5) -> None:
+                  inputs: Optional[Mapping[str, Arrays]] = None,
+                  rtol: Optional[float] = None, atol: Optional[float] = None) -> None:
     """All checks on an export of `model`. `inputs` maps every endpoint of the
     model's family to its input arrays (default: `random_inputs(model)`); raises
-    ServingCheckError on any failure."""
+    ServingCheckError on any failure. Outputs must agree to `rtol`/`atol`
+    (default: the model's `output_tolerance()`, e.g. an iterative solver's)."""
+    default_rtol, default_atol = model.output_tolerance()
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
     inputs = random_inputs(model) if inputs is None else inputs
     signatures = check_static(version_dir)
     missing = sorted(set(endpoints(model)) - set(inputs))
