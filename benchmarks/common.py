@@ -37,12 +37,30 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
     return float(np.median(times))
 
 
+def _status_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process from /proc (MB)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def report_peak_growth(fn: Callable[[], Any]) -> None:
-    """Child side: run fn once and print the RSS growth it caused (MB) as JSON."""
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fn()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak / 1024, "growth_mb": (peak - baseline) / 1024}))
+    """Child side: run fn once and print the peak RSS it added (MB) as JSON.
+
+    The high-water mark is reset first (Linux: writing 5 to /proc/self/clear_refs),
+    so memory freed by earlier set-up does not hide fn's peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        baseline = _status_mb("VmRSS")
+        fn()
+        peak = _status_mb("VmHWM")
+    except OSError:                    # no /proc: the lifetime high-water mark
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        fn()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak, "growth_mb": peak - baseline}))
 
 
 def child_peak_growth(script: str, args: List[str]) -> Dict[str, float]:
