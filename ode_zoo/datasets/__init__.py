@@ -17,9 +17,8 @@ from ode_zoo.datasets.bouncing_balls import (bouncing_balls, load_bouncing_balls
 from ode_zoo.datasets.mnist_idx import SPLITS as MNIST_SPLITS
 from ode_zoo.datasets.mnist_idx import load_mnist
 from ode_zoo.datasets.mocap import load_mocap, mocap
-from ode_zoo.datasets.pipelines import classification_dataset
+from ode_zoo.datasets.pipelines import classification_dataset, inputs_dataset
 from ode_zoo.datasets.rotating_mnist import load_rotating_mnist, rotate_images, rotating_mnist
-from ode_zoo.datasets.sequence_pipeline import sequence_dataset
 from ode_zoo.datasets.toy2d import TOY_SETS, sample_toy, toy_dataset
 
 
@@ -39,4 +38,4 @@ def mnist(split: str = "train", batch_size: int = 128, data_dir: Optional[str] =
 __all__ = ["mnist", "load_mnist", "MNIST_SPLITS", "classification_dataset", "sample_toy",
            "toy_dataset", "TOY_SETS", "rotating_mnist", "load_rotating_mnist", "rotate_images",
            "bouncing_balls", "load_bouncing_balls", "simulate_balls", "render_balls", "mocap",
-           "load_mocap", "sequence_dataset"]
+           "load_mocap", "inputs_dataset"]

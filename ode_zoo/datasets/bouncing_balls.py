@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ode_zoo.datasets.sequence_pipeline import sequence_dataset
+from ode_zoo.datasets.pipelines import inputs_dataset
 
 SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 SPLIT_SIZES = {"train": 5000, "validation": 500, "test": 500}
@@ -144,6 +144,8 @@ def bouncing_balls(split: str = "train", batch_size: int = 25,
                    epoch: int = 0, skip_batches: int = 0,
                    drop_remainder: bool = False) -> tf.data.Dataset:
     """Batches float32 [batch_size, 20, 32, 32, 1] of raw pixels 0–255 of
-    `load_bouncing_balls(split, num_sequences)`; see `sequence_dataset` for the order."""
-    return sequence_dataset(load_bouncing_balls(split, num_sequences), batch_size, shuffle_seed,
-                            epoch, skip_batches, drop_remainder)
+    `load_bouncing_balls(split, num_sequences)`; see `ode_zoo.datasets.inputs_dataset`
+    for the order."""
+    return inputs_dataset(load_bouncing_balls(split, num_sequences), batch_size,
+                          shuffle_seed=shuffle_seed, epoch=epoch,
+                          skip_batches=skip_batches, drop_remainder=drop_remainder)

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from ode_zoo.datasets.data_files import find_data_file
 from ode_zoo.datasets.mat_file import read_mat
-from ode_zoo.datasets.sequence_pipeline import sequence_dataset
+from ode_zoo.datasets.pipelines import inputs_dataset
 
 FILE_NAME = "mocap35.mat"
 FOLDER = "ode2vae"
@@ -49,6 +49,8 @@ def load_mocap(split: str = "train", data_dir: Optional[str] = None) -> np.ndarr
 def mocap(split: str = "train", batch_size: int = 16, data_dir: Optional[str] = None,
           shuffle_seed: Optional[int] = None, epoch: int = 0, skip_batches: int = 0,
           drop_remainder: bool = False) -> tf.data.Dataset:
-    """Batches float32 [batch_size, 300, 50] of `load_mocap(split)`; see `sequence_dataset`."""
-    return sequence_dataset(load_mocap(split, data_dir), batch_size, shuffle_seed, epoch,
-                            skip_batches, drop_remainder)
+    """Batches float32 [batch_size, 300, 50] of `load_mocap(split)`; see
+    `ode_zoo.datasets.inputs_dataset` for the order."""
+    return inputs_dataset(load_mocap(split, data_dir), batch_size,
+                          shuffle_seed=shuffle_seed, epoch=epoch,
+                          skip_batches=skip_batches, drop_remainder=drop_remainder)

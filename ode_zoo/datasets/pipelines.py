@@ -1,5 +1,7 @@
-"""tf.data pipelines for image classification with reproducible order, so a
-resumed run sees exactly the batches it would have seen.
+"""tf.data pipelines with a reproducible order per (seed, epoch), so a resumed
+run sees exactly the batches it would have seen: `classification_dataset`
+(images and labels) and `inputs_dataset` (inputs alone: a flow's points or
+images, ODE2VAE's sequences).
 
 Example:
     >>> import numpy as np
@@ -7,10 +9,13 @@ Example:
     ...                             batch_size=4, shuffle_seed=0, epoch=0)
     >>> [int(x.shape[0]) for x, _ in ds]
     [4, 4, 2]
+    >>> ds = inputs_dataset(np.zeros((10, 16, 28, 28, 1), np.uint8), 4, shuffle_seed=0)
+    >>> [tuple(x.shape) for x in ds][-1], next(iter(ds)).dtype.name
+    ((2, 16, 28, 28, 1), 'float32')
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +35,18 @@ def random_shift(images: tf.Tensor, seed: tf.Tensor, pixels: int) -> tf.Tensor:
     return tf.ensure_shape(shifted, images.shape)
 
 
+def _ordered_batches(arrays: Tuple[np.ndarray, ...], batch_size: int,
+                     shuffle_seed: Optional[int], epoch: int, skip_batches: int,
+                     drop_remainder: bool) -> tf.data.Dataset:
+    """Batches of `arrays` (rows aligned), permuted by (shuffle_seed, epoch) when
+    a seed is given, the first `skip_batches` batches left out."""
+    if shuffle_seed is not None:
+        order = np.random.default_rng([shuffle_seed, epoch]).permutation(len(arrays[0]))
+        arrays = tuple(a[order] for a in arrays)
+    ds = tf.data.Dataset.from_tensor_slices(arrays if len(arrays) > 1 else arrays[0])
+    return ds.batch(batch_size, drop_remainder=drop_remainder).skip(skip_batches)
+
+
 def classification_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
                            shuffle_seed: Optional[int] = None, epoch: int = 0,
                            shift_pixels: int = 0, skip_batches: int = 0,
@@ -39,11 +56,8 @@ def classification_dataset(images: np.ndarray, labels: np.ndarray, batch_size: i
     With `shuffle_seed`, epoch `epoch` gets its own fixed permutation and
     augmentation noise; `skip_batches` starts mid-epoch (for resuming).
     """
-    if shuffle_seed is not None:
-        order = np.random.default_rng([shuffle_seed, epoch]).permutation(len(images))
-        images, labels = images[order], labels[order]
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).skip(skip_batches)
+    ds = _ordered_batches((images, labels), batch_size, shuffle_seed, epoch, skip_batches,
+                          drop_remainder)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
     if shift_pixels:
         seed_base = 0 if shuffle_seed is None else shuffle_seed
@@ -51,3 +65,25 @@ def classification_dataset(images: np.ndarray, labels: np.ndarray, batch_size: i
             lambda step, batch: (random_shift(batch[0], tf.stack(
                 [tf.cast(seed_base * 100003 + epoch, tf.int64), step]), shift_pixels), batch[1]))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def inputs_dataset(inputs: np.ndarray, batch_size: int, shuffle_seed: Optional[int] = None,
+                   epoch: int = 0, shift_pixels: int = 0, skip_batches: int = 0,
+                   drop_remainder: bool = False) -> tf.data.Dataset:
+    """Float32 batches of `inputs` alone (values unchanged), in
+    `classification_dataset`'s order: with `shuffle_seed`, epoch `epoch` has its
+    own fixed permutation; `skip_batches` starts mid-epoch (for resuming).
+    `shift_pixels` is accepted for the zoo's common batch signature and must be 0.
+
+    Example:
+        >>> import numpy as np
+        >>> ds = inputs_dataset(np.arange(10.0)[:, None], 4, shuffle_seed=0, skip_batches=1)
+        >>> [b.shape[0] for b in ds]
+        [4, 2]
+    """
+    if shift_pixels:
+        raise ValueError("shift_pixels augments classifier images; inputs-only datasets take "
+                         f"none (got shift_pixels={shift_pixels}).")
+    ds = _ordered_batches((inputs,), batch_size, shuffle_seed, epoch, skip_batches,
+                          drop_remainder)
+    return ds.map(lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from ode_zoo.datasets.mnist_idx import load_mnist
-from ode_zoo.datasets.sequence_pipeline import sequence_dataset
+from ode_zoo.datasets.pipelines import inputs_dataset
 
 SPLITS = ("train", "validation", "test")
 NUM_FRAMES = 16
@@ -83,6 +83,7 @@ def rotating_mnist(split: str = "train", batch_size: int = 25, data_dir: Optiona
                    shuffle_seed: Optional[int] = None, epoch: int = 0, skip_batches: int = 0,
                    drop_remainder: bool = False) -> tf.data.Dataset:
     """Batches float32 [batch_size, 16, 28, 28, 1] of raw pixels 0–255 of
-    `load_rotating_mnist(split)`; see `sequence_dataset` for the order."""
-    return sequence_dataset(load_rotating_mnist(split, data_dir), batch_size, shuffle_seed,
-                            epoch, skip_batches, drop_remainder)
+    `load_rotating_mnist(split)`; see `ode_zoo.datasets.inputs_dataset` for the order."""
+    return inputs_dataset(load_rotating_mnist(split, data_dir), batch_size,
+                          shuffle_seed=shuffle_seed, epoch=epoch,
+                          skip_batches=skip_batches, drop_remainder=drop_remainder)

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ode_zoo import models
-from ode_zoo.datasets import classification_dataset, load_mnist, sample_toy
+from ode_zoo.datasets import classification_dataset, inputs_dataset, load_mnist, sample_toy
 
 Arrays = Tuple[np.ndarray, ...]
 
@@ -57,29 +57,6 @@ DATASETS: Dict[str, DatasetSource] = {
     "mnist": DatasetSource(_mnist_arrays, (28, 28, 1)),
     "toy2d": DatasetSource(_toy_arrays, (2,)),
 }
-
-
-def inputs_dataset(inputs: np.ndarray, batch_size: int, shuffle_seed: Optional[int] = None,
-                   epoch: int = 0, shift_pixels: int = 0, skip_batches: int = 0,
-                   drop_remainder: bool = False) -> tf.data.Dataset:
-    """Batches of float32 inputs alone (a flow's data), in `classification_dataset`'s
-    order: with `shuffle_seed`, epoch `epoch` has its own fixed permutation;
-    `skip_batches` starts mid-epoch (for resuming).
-
-    Example:
-        >>> import numpy as np
-        >>> ds = inputs_dataset(np.arange(10.0)[:, None], 4, shuffle_seed=0, skip_batches=1)
-        >>> [b.shape[0] for b in ds]
-        [4, 2]
-    """
-    if shift_pixels:
-        raise ValueError("shift_pixels augments classifier images; flow datasets take none "
-                         f"(got shift_pixels={shift_pixels}).")
-    if shuffle_seed is not None:
-        inputs = inputs[np.random.default_rng([shuffle_seed, epoch]).permutation(len(inputs))]
-    ds = tf.data.Dataset.from_tensor_slices(inputs)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).skip(skip_batches)
-    return ds.map(lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
 
 
 class Family(NamedTuple):
