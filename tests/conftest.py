@@ -58,3 +58,17 @@ def mnist_dir() -> Path:
         "MNIST not found: looked in " + ", ".join(str(c) for c in candidates)
         + "; set ODE_ZOO_DATA to a folder holding mnist/"
     )
+
+
+def _no_download():
+    raise AssertionError("tests must not download")
+
+
+@pytest.fixture
+def mnist_env(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`mnist_dir`, found by ode_zoo through ``ODE_ZOO_DATA``, with the Keras download
+    replaced by a failure (tests never download)."""
+    from ode_zoo.datasets import mnist_idx
+    monkeypatch.setenv("ODE_ZOO_DATA", str(mnist_dir.parent))
+    monkeypatch.setattr(mnist_idx, "_download", _no_download)
+    return mnist_dir

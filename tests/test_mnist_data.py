@@ -10,17 +10,6 @@ from ode_zoo.datasets import classification_dataset, load_mnist, mnist
 from ode_zoo.datasets import mnist_idx as mnist_module
 
 
-@pytest.fixture
-def mnist_env(mnist_dir, monkeypatch):
-    monkeypatch.setenv("ODE_ZOO_DATA", str(mnist_dir.parent))
-    monkeypatch.setattr(mnist_module, "_download", _no_download)
-    return mnist_dir
-
-
-def _no_download():
-    raise AssertionError("tests must not download")
-
-
 def test_splits_have_documented_sizes_and_do_not_overlap(mnist_env):
     train_x, train_y = load_mnist("train")
     val_x, val_y = load_mnist("validation")

@@ -13,22 +13,10 @@ import pytest
 from ode_zoo.datasets import (bouncing_balls, load_bouncing_balls, load_mnist, load_mocap,
                               load_rotating_mnist, mocap, render_balls, rotate_images,
                               rotating_mnist, simulate_balls)
-from ode_zoo.datasets import mnist_idx
 from ode_zoo.datasets.bouncing_balls import RADIUS, _collide_pairs
 from ode_zoo.datasets.mat_file import read_mat
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def mnist_env(mnist_dir, monkeypatch):
-    monkeypatch.setenv("ODE_ZOO_DATA", str(mnist_dir.parent))
-    monkeypatch.setattr(mnist_idx, "_download", _no_download)
-    return mnist_dir
-
-
-def _no_download():
-    raise AssertionError("tests must not download")
 
 
 @pytest.fixture(scope="module")

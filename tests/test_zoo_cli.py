@@ -19,12 +19,6 @@ from ode_zoo.zoo.recipes import build_model
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def data_env(mnist_dir, monkeypatch):
-    monkeypatch.setenv("ODE_ZOO_DATA", str(mnist_dir.parent))
-    return mnist_dir
-
-
 def test_compare_metrics_flags_differences_and_missing_metrics():
     ok, lines = compare_metrics({"test_accuracy": 0.99, "note": "text"},
                                 {"test_accuracy": 0.99})
@@ -68,7 +62,7 @@ CLASSIFIER_TARGETS = {
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIER_TARGETS))
-def test_eval_reproduces_every_published_metric(name, data_env, capsys):
+def test_eval_reproduces_every_published_metric(name, mnist_env, capsys):
     assert main(["eval", name]) == 0
     out = capsys.readouterr().out
     assert "all published metrics reproduced" in out
@@ -76,14 +70,14 @@ def test_eval_reproduces_every_published_metric(name, data_env, capsys):
     assert CLASSIFIER_TARGETS[name](metrics), metrics
 
 
-def test_digits_demo_writes_a_png(data_env, tmp_path, capsys):
+def test_digits_demo_writes_a_png(mnist_env, tmp_path, capsys):
     output = tmp_path / "digits.png"
     assert main(["demo", "--count", "8", "--output", str(output)]) == 0
     assert output.read_bytes()[:8] == PNG_SIGNATURE
     assert "of 8 test digits correctly" in capsys.readouterr().out
 
 
-def test_publish_writes_an_evaluated_preset_with_a_checked_export(data_env, tmp_path):
+def test_publish_writes_an_evaluated_preset_with_a_checked_export(mnist_env, tmp_path):
     config = load_config("odenet_mnist")
     config["model"]["config"].update(filters=8, groups=4, method="rk4", num_steps=1)
     config["training"]["model_overrides"] = {"method": "rk4", "num_steps": 1}
