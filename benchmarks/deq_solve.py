@@ -108,10 +108,9 @@ def problem(name: str, random_conv: bool):
     return cell, x, f"ConvDEQCell {tuple(x.shape[1:])} batch {x.shape[0]} ({source})"
 
 
-def picard_iterations(cell, x) -> int:
-    """Picard iterations of the slowest sample that converged (unrolling depth)."""
-    result = solve(cell, x, "picard")()
-    return int(tf.reduce_max(tf.where(result.converged, result.num_steps, 0)))
+def unrolling_depth(picard) -> int:
+    """Picard iterations of the slowest sample that converged, from a Picard result."""
+    return int(tf.reduce_max(tf.where(picard.converged, picard.num_steps, 0)))
 
 
 def memory_probe(kind: str, what: str, random_conv: bool) -> None:
@@ -121,7 +120,7 @@ def memory_probe(kind: str, what: str, random_conv: bool) -> None:
     if what in METHODS:
         fn = solve(cell, x, what)
     else:
-        steps = picard_iterations(cell, x)
+        steps = unrolling_depth(solve(cell, x, "picard")())
         fn = dict(zip(("implicit", "unrolled"), gradient_functions(cell, x, steps)))[what]
     report_peak_growth(fn)
 
@@ -143,16 +142,17 @@ def main() -> None:
         print(f"\n== {kind}: {title}, rel tol {TOL}, 2 threads, median of {args.repeats} ==")
         print(f"{'method':10s} {'iters':>7s} {'evals':>6s} {'conv.':>6s} {'ms':>9s} "
               f"{'mem MB':>8s}")
+        results = {}
         for method in METHODS:
             fn = solve(cell, x, method)
-            result = fn()
+            result = results[method] = fn()
             seconds = timed(fn, args.repeats)
             memory = child_peak_growth(__file__, ["--memory-probe", kind, method, *flags])
             print(f"{method:10s} {float(tf.reduce_mean(result.num_steps)):7.1f} "
                   f"{int(result.num_evaluations):6d} "
                   f"{float(tf.reduce_mean(tf.cast(result.converged, tf.float32))):6.2f} "
                   f"{seconds * 1e3:9.1f} {memory['growth_mb']:8.1f}")
-        steps = picard_iterations(cell, x)
+        steps = unrolling_depth(results["picard"])
         implicit, unrolled = gradient_functions(cell, x, steps)
         g_implicit, g_unrolled = implicit(), unrolled()
         difference = max(float(tf.norm(a - b) / tf.norm(b)) for a, b in zip(g_implicit,
