@@ -4,8 +4,10 @@ Example:
     $ ode-zoo list
     $ ode-zoo info odenet_mnist
     $ ode-zoo demo                       # classify test digits with the pretrained odenet_mnist
+    $ ode-zoo demo flow                  # sample digits, measure bits/dim: pretrained ffjord_mnist
     $ ode-zoo demo spiral --epochs 200   # fit a neural ODE to a spiral
     $ ode-zoo sample ffjord_toy_8gaussians --output 8gaussians.png   # a flow's samples
+    $ ode-zoo predict ode2vae_rotmnist   # a sequence model's predictions against the truth
     $ ode-zoo eval odenet_mnist          # reproduce the metrics in metadata.json
     $ ode-zoo train odenet_mnist --resume --publish
     $ ode-zoo export odenet_mnist --output /tmp/serving
@@ -51,18 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=_info)
 
     demo = commands.add_parser(
-        "demo", help="show the zoo working (digits) or fit a neural ODE to a spiral",
-        description="digits: load the pretrained odenet_mnist, classify MNIST test digits and "
-        "write them as a PNG grid. spiral: fit a neural ODE to the cubic spiral of Chen et al. "
-        "(2018) and plot the true and learned trajectories.")
-    demo.add_argument("which", nargs="?", choices=("digits", "spiral"), default="digits")
+        "demo", help="show the zoo working: generate digits with a flow (flow), classify "
+        "digits (digits) or fit a neural ODE to a spiral (spiral)",
+        description="flow: load the pretrained ffjord_mnist, sample digits from seeded base "
+        "noise, measure bits/dim on MNIST test digits and write both as PNG grids. digits: "
+        "load the pretrained odenet_mnist, classify MNIST test digits and write them as a PNG "
+        "grid. spiral: fit a neural ODE to the cubic spiral of Chen et al. (2018) and plot the "
+        "true and learned trajectories.")
+    demo.add_argument("which", nargs="?", choices=("flow", "digits", "spiral"),
+                      default="digits")
     demo.add_argument("--output", type=Path, help="PNG to write (default: <which>.png)")
     demo.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
                       help="spiral: training epochs (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="spiral: random seed")
-    demo.add_argument("--count", type=_positive_int, default=32,
-                      help="digits: how many test digits (default: %(default)s)")
-    demo.add_argument("--data-dir", help="digits: directory holding the MNIST files")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="flow: seed of the base noise; spiral: random seed")
+    demo.add_argument("--count", type=_positive_int,
+                      help="flow: digits to sample and test digits to measure (default: 64); "
+                      "digits: test digits to classify (default: 32)")
+    demo.add_argument("--data-dir", help="flow, digits: directory holding the MNIST files")
     demo.set_defaults(handler=_demo)
 
     sample = commands.add_parser(
@@ -76,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="seed of the base noise")
     sample.add_argument("--data-dir", help="directory holding the dataset files")
     sample.set_defaults(handler=_sample)
+
+    predict = commands.add_parser(
+        "predict", help="draw a zoo sequence model's predictions against the truth as a PNG",
+        description="Load a published zoo sequence model (ODE2VAE), predict test sequences "
+        "from their first frames and write a PNG of truth against prediction.")
+    predict.add_argument("name", help="zoo name or preset directory of a sequence model")
+    predict.add_argument("--output", type=Path,
+                         help="PNG to write (default: NAME_predictions.png)")
+    predict.add_argument("--num", type=_positive_int, default=4,
+                         help="test sequences to predict (default: %(default)s)")
+    predict.add_argument("--data-dir", help="directory holding the dataset files")
+    predict.set_defaults(handler=_predict)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a published zoo model and compare with its metadata.json")
@@ -130,14 +150,22 @@ def _info(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     output = args.output or Path(f"{args.which}.png")
+    count = {} if args.count is None else {"count": args.count}   # else the demo's default
     if args.which == "spiral":
         from ode_zoo.demos.spiral import run_spiral_demo
         result = run_spiral_demo(output, epochs=args.epochs, seed=args.seed)
         print(f"final training loss (window MSE, rk4): {result.final_loss:.3g}")
         print(f"trajectory MSE (dopri5, t in [0, 25]): {result.mse:.5f}")
+    elif args.which == "flow":
+        from ode_zoo.demos.mnist_flow import run_flow_demo
+        result = run_flow_demo(output, seed=args.seed, data_dir=args.data_dir, **count)
+        published = ("not published" if result.published_bits_per_dim is None
+                     else f"{result.published_bits_per_dim:.3f}")
+        print(f"ffjord_mnist bits/dim: published (test set) {published}; measured here on "
+              f"{result.count} test digits {result.bits_per_dim:.3f}")
     else:
         from ode_zoo.demos.digits import run_digits_demo
-        result = run_digits_demo(output, count=args.count, data_dir=args.data_dir)
+        result = run_digits_demo(output, data_dir=args.data_dir, **count)
         print(f"odenet_mnist classified {result.accuracy:.1%} of {result.count} test digits "
               f"correctly ({result.forward_nfe:.0f} ODE evaluations per batch)")
     print(f"wrote {result.output} in {result.seconds:.0f}s")
@@ -151,6 +179,18 @@ def _sample(args: argparse.Namespace) -> int:
     path = write_samples(ode_zoo.load(args.name), output, num=args.num, seed=args.seed,
                          data_dir=args.data_dir)
     print(f"wrote {path} in {time.time() - started:.0f}s")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ode_zoo.demos.sequence_plots import write_predictions
+    output = args.output or Path(f"{Path(args.name).name}_predictions.png")
+    started = time.time()
+    result = write_predictions(ode_zoo.load(args.name), output, num=args.num,
+                               data_dir=args.data_dir)
+    print(f"predicted {result.num_sequences} test sequences from their first frames: "
+          f"MSE {result.mse:.4g}")
+    print(f"wrote {result.output} in {time.time() - started:.0f}s")
     return 0
 
 

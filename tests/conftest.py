@@ -60,6 +60,21 @@ def mnist_dir() -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def mocap_dir() -> Path:
+    """The folder of mocap35.mat: $ODE_ZOO_DATA/ode2vae, else <repo>/../shared/data/ode2vae.
+
+    Skips the test when neither holds it."""
+    candidates = [REPO_ROOT.parent / "shared" / "data" / "ode2vae"]
+    if "ODE_ZOO_DATA" in os.environ:
+        candidates.insert(0, Path(os.environ["ODE_ZOO_DATA"]) / "ode2vae")
+    for candidate in candidates:
+        if (candidate / "mocap35.mat").is_file():
+            return candidate
+    pytest.skip("mocap35.mat not found: looked in " + ", ".join(map(str, candidates))
+                + "; set ODE_ZOO_DATA to a folder holding ode2vae/mocap35.mat")
+
+
 def _no_download():
     raise AssertionError("tests must not download")
 

@@ -2,7 +2,6 @@
 MAT-file reader behind it — deterministic, documented shapes, physical oracles."""
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -15,21 +14,6 @@ from ode_zoo.datasets import (bouncing_balls, load_bouncing_balls, load_mnist, l
                               rotating_mnist, simulate_balls)
 from ode_zoo.datasets.bouncing_balls import RADIUS, _collide_pairs
 from ode_zoo.datasets.mat_file import read_mat
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def mocap_dir() -> Path:
-    """The folder of mocap35.mat: $ODE_ZOO_DATA/ode2vae, else <repo>/../shared/data/ode2vae."""
-    candidates = [REPO_ROOT.parent / "shared" / "data" / "ode2vae"]
-    if "ODE_ZOO_DATA" in os.environ:
-        candidates.insert(0, Path(os.environ["ODE_ZOO_DATA"]) / "ode2vae")
-    for candidate in candidates:
-        if (candidate / "mocap35.mat").is_file():
-            return candidate
-    pytest.skip("mocap35.mat not found: looked in " + ", ".join(map(str, candidates))
-                + "; set ODE_ZOO_DATA to a folder holding ode2vae/mocap35.mat")
 
 
 # --- rotation -------------------------------------------------------------------------

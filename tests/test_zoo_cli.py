@@ -72,7 +72,7 @@ def test_eval_reproduces_every_published_metric(name, mnist_env, capsys):
 
 def test_digits_demo_writes_a_png(mnist_env, tmp_path, capsys):
     output = tmp_path / "digits.png"
-    assert main(["demo", "--count", "8", "--output", str(output)]) == 0
+    assert main(["demo", "digits", "--count", "8", "--output", str(output)]) == 0
     assert output.read_bytes()[:8] == PNG_SIGNATURE
     assert "of 8 test digits correctly" in capsys.readouterr().out
 

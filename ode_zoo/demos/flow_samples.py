@@ -1,7 +1,8 @@
 """`ode-zoo sample NAME`: a PNG of what a zoo flow has learned, drawn by the
 picture of its dataset (`SAMPLE_PICTURES`): for toy2d the data, model samples
-and the learned density side by side. A new dataset adds a row: a function
-`(model, output, num, seed, data_dir) -> path`.
+and the learned density side by side; for MNIST a grid of model samples beside
+a grid of test digits (at most `MAX_IMAGES` of each). A new dataset adds a row: a
+function `(model, output, num, seed, data_dir) -> path`.
 
 Example:
     >>> import ode_zoo
@@ -16,11 +17,15 @@ import os
 from typing import Any, Callable, Dict, Optional, Union
 
 import keras
+import numpy as np
+import tensorflow as tf
 
+from ode_zoo.demos.image_grid import plot_image_grids
 from ode_zoo.demos.toy_density import plot_toy_density
 from ode_zoo.zoo.recipes import split_arrays
 
 PathLike = Union[str, os.PathLike]
+MAX_IMAGES = 64            # an 8×8 grid: more digits are too small to see, and slow to sample
 
 
 def _toy_picture(model: keras.Model, output: PathLike, num: int, seed: int,
@@ -33,16 +38,44 @@ def _toy_picture(model: keras.Model, output: PathLike, num: int, seed: int,
                             **options)
 
 
+def image_samples(model: keras.Model, num: int, seed: int = 0) -> np.ndarray:
+    """`num` images [num, H, W, C] (raw pixels 0–255) of an image flow, decoded from
+    base noise z ~ N(0, I) drawn with the stateless seed (0, `seed`).
+
+    Example:
+        >>> import ode_zoo
+        >>> model = ode_zoo.load("ffjord_mnist", load_weights=False, hidden_filters=[4],
+        ...                      eval_method="rk4", eval_num_steps=1)
+        >>> image_samples(model, 2, seed=1).shape
+        (2, 28, 28, 1)
+    """
+    noise = tf.random.stateless_normal((num, int(np.prod(model.image_shape))), seed=[0, seed])
+    return model.sample(noise).numpy()
+
+
+def _mnist_picture(model: keras.Model, output: PathLike, num: int, seed: int,
+                   data_dir: Optional[str]) -> str:
+    config = model.zoo_config
+    num = min(num, MAX_IMAGES)
+    data, _ = split_arrays(config, config["dataset"]["test_split"], data_dir)
+    bits = model.zoo_metadata.get("metrics", {}).get("test_bits_per_dim")
+    title = config["name"] + ("" if bits is None else f": test {bits:.3f} bits/dim")
+    return plot_image_grids({f"test digits ({num})": data[:num],
+                             f"model samples ({num}, seed {seed})":
+                                 image_samples(model, num, seed)}, output, title)
+
+
 # Dataset name -> the picture of a flow trained on it.
-SAMPLE_PICTURES: Dict[str, Callable[..., str]] = {"toy2d": _toy_picture}
+SAMPLE_PICTURES: Dict[str, Callable[..., str]] = {"toy2d": _toy_picture,
+                                                  "mnist": _mnist_picture}
 
 
 def write_samples(model: keras.Model, output: PathLike, num: int = 2000, seed: int = 0,
                   data_dir: Optional[str] = None, **options: Any) -> str:
     """Write the sample picture of a zoo flow (from `ode_zoo.load`) to `output`:
-    `num` model samples from the base-noise seed `seed` beside `num` test points;
-    `options` go to the dataset's picture (e.g. `grid_size` for toy2d). Returns
-    the path."""
+    `num` model samples from the base-noise seed `seed` beside `num` test points
+    (images: at most `MAX_IMAGES`); `options` go to the dataset's picture (e.g.
+    `grid_size` for toy2d). Returns the path."""
     config = getattr(model, "zoo_config", None) or {}
     dataset = config.get("dataset", {}).get("name")
     if config.get("family") != "flow" or dataset not in SAMPLE_PICTURES:

@@ -1,15 +1,19 @@
 """Pictures of sequence predictions (ODE2VAE): ground truth against prediction,
 written to a PNG. Images show as rows of frames (truth above prediction); vectors
 (mocap) as the channels' curves over time. Frames before `given_frames` are
-the ones the model saw.
+the ones the model saw. `write_predictions` does it for a zoo sequence model on
+its test split (`ode-zoo predict NAME`).
 """
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import NamedTuple, Optional, Union
 
+import keras
 import numpy as np
 from matplotlib.figure import Figure
+
+from ode_zoo.zoo.recipes import split_arrays
 
 
 def _plot_images(figure: Figure, truth: np.ndarray, prediction: np.ndarray,
@@ -81,3 +85,37 @@ def plot_sequence_predictions(truth: np.ndarray, prediction: np.ndarray,
     figure.tight_layout()
     figure.savefig(output_png, dpi=80)
     return str(output_png)
+
+
+class Predictions(NamedTuple):
+    """What `write_predictions` drew: the PNG, the sequences and their error."""
+    output: str
+    num_sequences: int
+    mse: float
+
+
+def write_predictions(model: keras.Model, output: Union[str, os.PathLike], num: int = 4,
+                      data_dir: Optional[str] = None) -> Predictions:
+    """Predict the first `num` test sequences of a zoo sequence model (from
+    `ode_zoo.load`) from their first m frames and draw them against the truth.
+    The returned `mse` is over the predicted frames m.., pixels on [0, 1].
+
+    Example:
+        >>> import ode_zoo
+        >>> model = ode_zoo.load("ode2vae_mocap", load_weights=False)   # doctest: +SKIP
+        >>> write_predictions(model, "mocap.png", num=2).output          # doctest: +SKIP
+        'mocap.png'
+    """
+    config = getattr(model, "zoo_config", None) or {}
+    if config.get("family") != "sequence_vae":
+        raise ValueError(f"`ode-zoo predict` draws zoo sequence models (family 'sequence_vae'); "
+                         f"{config.get('name', 'this model')!r} is a {config.get('family')!r} "
+                         "model.")
+    sequences, _ = split_arrays(config, config["dataset"]["test_split"], data_dir)
+    truth = sequences[:num].astype(np.float32)
+    prediction = np.asarray(model.reconstruct(truth))
+    m, scale = model.amortization_length, 255.0 if model.is_image else 1.0
+    mse = float(np.mean(np.square((prediction[:, m:] - truth[:, m:]) / scale)))
+    path = plot_sequence_predictions(truth, prediction, output, given_frames=m,
+                                     num_sequences=num)
+    return Predictions(path, len(truth), mse)

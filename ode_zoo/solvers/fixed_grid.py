@@ -56,8 +56,11 @@ def solve_fixed(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Tenso
     needs more than `max_num_steps` steps; outputs not reached are NaN.
     """
     num_outputs = tf.shape(t)[0]
-    static_total = tf.get_static_value(tf.reduce_sum(counts))
-    limit = max_num_steps if static_total is None else int(min(static_total, max_num_steps))
+    # A graph's reduce_sum has no static value even of constant counts: sum them here,
+    # so XLA sizes the loop's buffers for the grid's steps, not for max_num_steps.
+    static_counts = tf.get_static_value(counts)
+    limit = (max_num_steps if static_counts is None
+             else int(min(np.sum(static_counts), max_num_steps)))
     evals_per_step = tableau.num_stages - (1 if tableau.fsal else 0)
 
     def cond(k, i, j, y, f_y, buf, status):

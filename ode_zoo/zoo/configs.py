@@ -16,10 +16,14 @@ from typing import Any, Dict, List
 ALLOWED_KEYS = {
     "": {"name", "family", "description", "model", "dataset", "training", "evaluation"},
     "model": {"class", "config"},
-    # toy2d also names its `toy` set and each split's `sizes` and `seeds`.
-    "dataset": {"name", "train_split", "validation_split", "test_split", "toy", "sizes", "seeds"},
+    # toy2d also names its `toy` set and each split's `sizes` and `seeds`; sequence
+    # datasets may keep their first `frames`.
+    "dataset": {"name", "train_split", "validation_split", "test_split", "toy", "sizes", "seeds",
+                "frames"},
+    # Sequence models may also set `passes_per_epoch` and a `frames_schedule`.
     "training": {"model_overrides", "epochs", "batch_size", "learning_rate", "lr_schedule",
-                 "shift_pixels", "checkpoint_every", "seed", "monitor", "mode", "threads"},
+                 "shift_pixels", "checkpoint_every", "seed", "monitor", "mode", "threads",
+                 "passes_per_epoch", "frames_schedule"},
     "evaluation": {"split", "batch_size", "model_overrides"},
 }
 REQUIRED_KEYS = {"": {"name", "family", "model", "dataset", "training", "evaluation"},

@@ -8,7 +8,13 @@ Classifiers: `serving_default(images float32 [None, H, W, C], raw pixels 0–255
 `sample(z)`): `log_prob(x float32 [None, *example shape]) -> {"log_prob"}` (nats;
 also `serving_default`) and `sample(z float32 [None, D] base noise) -> {"x"}`,
 where the example shape is the dataset's ([2] for toy2d, [28, 28, 1] for MNIST)
-and D the number of its elements.
+and D the number of its elements. Image flows (models with `bits_per_dim`, such
+as ffjord_mnist) take raw pixels 0–255 as `x`, sample images of raw pixels, and
+their `log_prob` also returns `bits_per_dim` = −log_prob / (D·ln 2), converted
+from the same `log_prob` (one solve, one dequantization draw). Sequence VAEs (ODE2VAE):
+`reconstruct(sequence float32 [None, None, *data shape]) -> {"prediction"}`
+(also `serving_default`), every frame predicted from the first m frames, on the
+input's scale (raw pixels 0–255 for images).
 
 A new family adds a row to `ENDPOINTS`: endpoint name -> `Endpoint(inputs,
 function)`, where `inputs(model)` gives the named `tf.TensorSpec`s and
@@ -33,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ode_zoo.flows.dequantization import bits_per_dim
 from ode_zoo.zoo.recipes import example_shape
 
 
@@ -65,7 +72,11 @@ def _noise(model: keras.Model) -> Dict[str, tf.TensorSpec]:
 
 def _log_prob(model: keras.Model) -> Callable[..., Dict[str, tf.Tensor]]:
     def log_prob(x: tf.Tensor) -> Dict[str, tf.Tensor]:
-        return {"log_prob": model.log_prob(x)}
+        values = model.log_prob(x)
+        if not hasattr(model, "bits_per_dim"):
+            return {"log_prob": values}
+        return {"log_prob": values,
+                "bits_per_dim": bits_per_dim(values, int(np.prod(x.shape[1:])))}
     return log_prob
 
 
@@ -75,11 +86,24 @@ def _sample(model: keras.Model) -> Callable[..., Dict[str, tf.Tensor]]:
     return sample
 
 
+def _sequences(model: keras.Model) -> Dict[str, tf.TensorSpec]:
+    return {"sequence": tf.TensorSpec([None, None, *model.data_shape], tf.float32,
+                                      name="sequence")}
+
+
+def _reconstruct(model: keras.Model) -> Callable[..., Dict[str, tf.Tensor]]:
+    def reconstruct(sequence: tf.Tensor) -> Dict[str, tf.Tensor]:
+        return {"prediction": model.reconstruct(sequence)}
+    return reconstruct
+
+
 ENDPOINTS: Dict[str, Dict[str, Endpoint]] = {
     "classifier": {"serving_default": Endpoint(_images, _classify)},
     "flow": {"serving_default": Endpoint(_points, _log_prob),
              "log_prob": Endpoint(_points, _log_prob),
              "sample": Endpoint(_noise, _sample)},
+    "sequence_vae": {"serving_default": Endpoint(_sequences, _reconstruct),
+                     "reconstruct": Endpoint(_sequences, _reconstruct)},
 }
 
 

@@ -47,10 +47,15 @@ def _flow_requests(inputs: np.ndarray) -> Requests:
             "sample": {"z": noise}}
 
 
+def _sequence_requests(inputs: np.ndarray) -> Requests:
+    return {"serving_default": {"sequence": inputs}, "reconstruct": {"sequence": inputs}}
+
+
 # Family -> the requests of every endpoint, made from real test inputs.
 SERVING_REQUESTS: Dict[str, Callable[[np.ndarray], Requests]] = {
     "classifier": _classifier_requests,
     "flow": _flow_requests,
+    "sequence_vae": _sequence_requests,
 }
 
 

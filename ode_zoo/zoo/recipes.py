@@ -4,10 +4,12 @@ overrides), its compilation, and the data of each split.
 Two tables decide the rest. `DATASETS` (by `dataset.name`) says where a split's
 arrays come from and the shape of one example: "mnist" (raw-pixel images 0–255
 and labels), "toy2d" (2-D points of `ode_zoo.datasets.toy2d`, no labels; the
-config names the `toy` set and each split's `sizes` and `seeds`). `FAMILIES` (by
+config names the `toy` set and each split's `sizes` and `seeds`), "rotating_mnist"
+and "mocap" (sequences [N, T, ...] of `ode_zoo.datasets`, no labels; an optional
+`frames` keeps the first ones of every split). `FAMILIES` (by
 `family`) says what the model is compiled with and what its batches hold:
-"classifier" trains on (images, labels) with cross-entropy; "flow" on inputs
-only, its own `train_step` computing the loss.
+"classifier" trains on (images, labels) with cross-entropy; "flow" and
+"sequence_vae" on inputs only, their own `train_step` computing the loss.
 
 Example:
     >>> from ode_zoo.zoo.configs import load_config
@@ -20,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import keras
@@ -27,7 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from ode_zoo import models
-from ode_zoo.datasets import classification_dataset, inputs_dataset, load_mnist, sample_toy
+from ode_zoo.datasets import (classification_dataset, inputs_dataset, load_mnist, load_mocap,
+                              load_rotating_mnist, sample_toy)
 
 Arrays = Tuple[np.ndarray, ...]
 
@@ -53,9 +57,26 @@ def _toy_arrays(dataset: Dict[str, Any], split: str,
     return sample_toy(dataset["toy"], sizes[split], seed=seeds[split]), None
 
 
+def _first_frames(dataset: Dict[str, Any], sequences: np.ndarray) -> Tuple[np.ndarray, None]:
+    """Sequences cut to the config's `frames` (the first ones) when it sets them."""
+    return sequences[:, :dataset.get("frames")], None
+
+
+def _rotating_mnist_arrays(dataset: Dict[str, Any], split: str,
+                           data_dir: Optional[str]) -> Tuple[np.ndarray, None]:
+    return _first_frames(dataset, load_rotating_mnist(split, data_dir=data_dir))
+
+
+def _mocap_arrays(dataset: Dict[str, Any], split: str,
+                  data_dir: Optional[str]) -> Tuple[np.ndarray, None]:
+    return _first_frames(dataset, load_mocap(split, data_dir=data_dir))
+
+
 DATASETS: Dict[str, DatasetSource] = {
     "mnist": DatasetSource(_mnist_arrays, (28, 28, 1)),
     "toy2d": DatasetSource(_toy_arrays, (2,)),
+    "rotating_mnist": DatasetSource(_rotating_mnist_arrays, (16, 28, 28, 1)),
+    "mocap": DatasetSource(_mocap_arrays, (300, 50)),
 }
 
 
@@ -76,6 +97,7 @@ FAMILIES: Dict[str, Family] = {
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])),
     "flow": Family(labelled=False, batches=inputs_dataset, compile_args=dict),
+    "sequence_vae": Family(labelled=False, batches=inputs_dataset, compile_args=dict),
 }
 
 
@@ -144,22 +166,56 @@ def family_arrays(config: Dict[str, Any], split: str, data_dir: Optional[str] = 
     return inputs, labels
 
 
+def training_frames(training: Dict[str, Any], epoch: int) -> Optional[int]:
+    """The frames of each training sequence in `epoch` (0-based) under the recipe's
+    `frames_schedule` {"start", "increment", "every_epochs"} — sequences cut to
+    their first start + increment·⌊epoch / every_epochs⌋ frames, so a sequence
+    model learns short horizons first — or None (whole sequences) without one.
+
+    Example:
+        >>> schedule = {"frames_schedule": {"start": 60, "increment": 20, "every_epochs": 4}}
+        >>> [training_frames(schedule, e) for e in (0, 3, 4, 9)]
+        [60, 60, 80, 100]
+    """
+    schedule = training.get("frames_schedule")
+    if schedule is None:
+        return None
+    return int(schedule["start"] + schedule["increment"] * (epoch // schedule["every_epochs"]))
+
+
 def training_data(config: Dict[str, Any], data_dir: Optional[str] = None
                   ) -> tuple[Callable[[int, int], tf.data.Dataset], int, tf.data.Dataset]:
-    """(train_dataset(epoch, skip), steps_per_epoch, validation_dataset)."""
+    """(train_dataset(epoch, skip), steps_per_epoch, validation_dataset).
+
+    An epoch is `passes_per_epoch` (default 1) passes over the training split,
+    each in its own fixed order (for tiny datasets such as mocap's 16 sequences);
+    with a `frames_schedule` its sequences are cut as `training_frames` says.
+    """
     training = config["training"]
     batches = family(config).batches
     arrays = family_arrays(config, config["dataset"]["train_split"], data_dir)
-    batch_size = training["batch_size"]
+    batch_size, passes = training["batch_size"], training.get("passes_per_epoch", 1)
+    per_pass = len(arrays[0]) // batch_size
+    if per_pass < 1 or passes < 1:
+        raise ValueError(f"Zoo config {config['name']!r}: batch_size {batch_size} and "
+                         f"passes_per_epoch {passes} leave no training step for "
+                         f"{len(arrays[0])} training examples.")
+    if "frames_schedule" in training and family(config).labelled:
+        raise ValueError(f"Zoo config {config['name']!r}: frames_schedule cuts sequences; "
+                         f"family {config['family']!r} trains on labelled examples.")
 
     def train_dataset(epoch: int, skip: int) -> tf.data.Dataset:
-        return batches(*arrays, batch_size, shuffle_seed=training.get("seed", 0), epoch=epoch,
-                       shift_pixels=training.get("shift_pixels", 0), skip_batches=skip,
-                       drop_remainder=True)
+        parts = [batches(*arrays, batch_size, shuffle_seed=training.get("seed", 0),
+                         epoch=epoch * passes + p, shift_pixels=training.get("shift_pixels", 0),
+                         skip_batches=max(0, skip - p * per_pass), drop_remainder=True)
+                 for p in range(skip // per_pass, passes)]
+        ds = functools.reduce(tf.data.Dataset.concatenate, parts)
+        frames = training_frames(training, epoch)
+        return ds if frames is None else ds.map(lambda x: x[:, :frames])
 
     validation = batches(*family_arrays(config, config["dataset"]["validation_split"], data_dir),
                          config["evaluation"].get("batch_size", 500))
-    return train_dataset, len(arrays[0]) // batch_size, validation
+    return train_dataset, passes * per_pass, validation
 
 
 def evaluation_data(config: Dict[str, Any], split: Optional[str] = None,

@@ -188,14 +188,20 @@ def compare_outputs(expected: Arrays, actual: Arrays, source: str,
                                     f"(max abs difference {error}; rtol={rtol}, atol={atol}).")
 
 
-def random_inputs(model: keras.Model, batch_size: int = 4,
-                  seed: int = 0) -> Dict[str, Dict[str, np.ndarray]]:
-    """Inputs for every endpoint of `model`'s family: values uniform in [0, 255), the
-    raw pixels every endpoint takes today (a family with other inputs needs its own)."""
+def random_inputs(model: keras.Model, batch_size: int = 4, seed: int = 0,
+                  free_length: int = 5) -> Dict[str, Dict[str, np.ndarray]]:
+    """Inputs for every endpoint of `model`'s family: integer raw pixels 0–255 (what
+    image and sequence endpoints take), and standard normal draws for a flow's base
+    noise `z`; a dimension left free after the batch (a sequence's frames) gets
+    `free_length`."""
     rng = np.random.default_rng(seed)
-    return {name: {key: rng.uniform(0, 255, (batch_size, *spec.shape[1:]))
-                   .astype(spec.dtype.as_numpy_dtype)
-                   for key, spec in endpoint.inputs(model).items()}
+
+    def draw(key: str, spec) -> np.ndarray:
+        shape = (batch_size, *[free_length if d is None else d for d in spec.shape[1:]])
+        values = rng.standard_normal(shape) if key == "z" else rng.integers(0, 256, shape)
+        return values.astype(spec.dtype.as_numpy_dtype)
+
+    return {name: {key: draw(key, spec) for key, spec in endpoint.inputs(model).items()}
             for name, endpoint in endpoints(model).items()}
 
 
