@@ -3,8 +3,8 @@
 Example:
     $ ode-zoo list
     $ ode-zoo info odenet_mnist
-    $ ode-zoo demo                       # classify test digits with the pretrained odenet_mnist
-    $ ode-zoo demo flow                  # sample digits, measure bits/dim: pretrained ffjord_mnist
+    $ ode-zoo demo                       # sample digits, measure bits/dim: pretrained ffjord_mnist
+    $ ode-zoo demo digits                # classify test digits with the pretrained odenet_mnist
     $ ode-zoo demo spiral --epochs 200   # fit a neural ODE to a spiral
     $ ode-zoo sample ffjord_toy_8gaussians --output 8gaussians.png   # a flow's samples
     $ ode-zoo predict ode2vae_rotmnist   # a sequence model's predictions against the truth
@@ -60,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "load the pretrained odenet_mnist, classify MNIST test digits and write them as a PNG "
         "grid. spiral: fit a neural ODE to the cubic spiral of Chen et al. (2018) and plot the "
         "true and learned trajectories.")
-    demo.add_argument("which", nargs="?", choices=("flow", "digits", "spiral"),
-                      default="digits")
+    demo.add_argument("which", nargs="?", choices=("flow", "digits", "spiral"), default="flow")
     demo.add_argument("--output", type=Path, help="PNG to write (default: <which>.png)")
     demo.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
                       help="spiral: training epochs (default: %(default)s)")

@@ -19,6 +19,7 @@ from ode_zoo.cli import main
 from ode_zoo.demos.flow_samples import image_samples, write_samples
 from ode_zoo.demos.image_grid import tile_images
 from ode_zoo.demos.mnist_flow import run_flow_demo
+from ode_zoo.zoo.catalog import published_dir
 from ode_zoo.zoo.export import endpoint_outputs
 from ode_zoo.zoo.serving_checks import check_serving, check_static
 
@@ -106,12 +107,12 @@ def test_flow_demo_draws_samples_and_measures_test_digits(flow, mnist_env, tmp_p
     assert "measured bits/dim of 3 test digits" in printed
 
 
-def test_flow_demo_command_loads_ffjord_mnist(flow, mnist_env, tmp_path: Path, capsys,
-                                              monkeypatch: pytest.MonkeyPatch):
+def test_demo_command_defaults_to_the_flow(flow, mnist_env, tmp_path: Path, capsys,
+                                           monkeypatch: pytest.MonkeyPatch):
     loaded = []
     monkeypatch.setattr(ode_zoo, "load", lambda name: loaded.append(name) or flow)
     output = tmp_path / "flow.png"
-    assert main(["demo", "flow", "--count", "2", "--output", str(output)]) == 0
+    assert main(["demo", "--count", "2", "--output", str(output)]) == 0
     assert loaded == ["ffjord_mnist"] and output.read_bytes()[:8] == PNG_SIGNATURE
     printed = capsys.readouterr().out
     measured = re.search(r"published \(test set\) not published; measured here on 2 test "
@@ -145,3 +146,16 @@ def test_finetune_example_runs_on_a_tiny_flow(mnist_env, tmp_path: Path):
     metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text())
     assert metadata["fine_tuning"]["digit"] == 3
     assert metadata["fine_tuning"]["test_bits_per_dim_after"] == pytest.approx(after, abs=1e-3)
+
+
+@pytest.mark.skipif(published_dir("ffjord_mnist") is None, reason="ffjord_mnist not published")
+def test_published_ffjord_mnist_meets_its_target_on_test_digits(mnist_env) -> None:
+    """The full evaluation (10,000 test digits, dopri5) takes minutes: `ode-zoo eval
+    ffjord_mnist` reproduces it; here the stored number meets the issue's target and
+    the weights give it on the first 200 test digits (their mean is within 0.1)."""
+    from ode_zoo.datasets import load_mnist
+    model = ode_zoo.load("ffjord_mnist")
+    stored = model.zoo_metadata["metrics"]["test_bits_per_dim"]
+    assert stored <= 1.5
+    digits = load_mnist("test")[0][:200].astype(np.float32)
+    assert abs(float(np.mean(model.bits_per_dim(digits))) - stored) < 0.1

@@ -57,10 +57,11 @@ class ZooModel:
         return [p.name for p in parameters
                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
-    def output_tolerance(self) -> Tuple[float, float]:
+    def output_tolerance(self, output: Optional[str] = None) -> Tuple[float, float]:
         """(rtol, atol) within which two runs of this model (Keras and its serving
-        export) must agree: float32 round-off by default; models whose outputs end
-        an iterative solve widen it to the solver's tolerance."""
+        export) must agree on the endpoint output named `output`: float32 round-off
+        by default; models whose outputs end an iterative solve widen it to the
+        solver's tolerance."""
         return 1e-4, 1e-5
 
     def architecture_config(self) -> Dict[str, Any]:

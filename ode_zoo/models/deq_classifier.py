@@ -54,7 +54,7 @@ class DEQClassifier(ImageClassifier):
     def body(self, h: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.deq_block(h, training=training)
 
-    def output_tolerance(self) -> Tuple[float, float]:
+    def output_tolerance(self, output: Optional[str] = None) -> Tuple[float, float]:
         """The fixed point is known to the solver's relative tolerance only: two
         runs whose round-off differs may stop an iteration apart."""
         return max(1e-4, self.solver["tol"]), max(1e-5, self.solver["tol"])

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import keras
 import numpy as np
@@ -175,12 +175,15 @@ def run_isolated(version_dir: PathLike, inputs: Arrays,
 
 
 def compare_outputs(expected: Arrays, actual: Arrays, source: str,
-                    rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    """Raise ServingCheckError unless `actual` has `expected`'s keys and values."""
+                    tolerance: Callable[[str], Tuple[float, float]] = lambda key: (1e-4, 1e-5)
+                    ) -> None:
+    """Raise ServingCheckError unless `actual` has `expected`'s keys and values, each
+    output within its `tolerance(key)` = (rtol, atol)."""
     if sorted(expected) != sorted(actual):
         raise ServingCheckError(f"{source} returned outputs {sorted(actual)}, "
                                 f"the Keras model {sorted(expected)}.")
     for key, value in expected.items():
+        rtol, atol = tolerance(key)
         if actual[key].shape != value.shape or not np.allclose(actual[key], value, rtol, atol):
             error = (np.abs(actual[key] - value).max() if actual[key].shape == value.shape
                      else f"shape {actual[key].shape} vs {value.shape}")
@@ -211,10 +214,11 @@ def check_serving(version_dir: PathLike, model: keras.Model,
     """All checks on an export of `model`. `inputs` maps every endpoint of the
     model's family to its input arrays (default: `random_inputs(model)`); raises
     ServingCheckError on any failure. Outputs must agree to `rtol`/`atol`
-    (default: the model's `output_tolerance()`, e.g. an iterative solver's)."""
-    default_rtol, default_atol = model.output_tolerance()
-    rtol = default_rtol if rtol is None else rtol
-    atol = default_atol if atol is None else atol
+    (default: the model's `output_tolerance(output)`, e.g. an iterative solver's)."""
+    def tolerance(key: str) -> Tuple[float, float]:
+        default_rtol, default_atol = model.output_tolerance(key)
+        return (default_rtol if rtol is None else rtol, default_atol if atol is None else atol)
+
     inputs = random_inputs(model) if inputs is None else inputs
     signatures = check_static(version_dir)
     missing = sorted(set(endpoints(model)) - set(inputs))
@@ -227,6 +231,6 @@ def check_serving(version_dir: PathLike, model: keras.Model,
                                     f"{sorted(signatures)}.")
         expected = endpoint_outputs(model, name, feeds)
         compare_outputs(expected, run_saved_model_cli(version_dir, feeds, name),
-                        f"saved_model_cli ({name})", rtol, atol)
+                        f"saved_model_cli ({name})", tolerance)
         compare_outputs(expected, run_isolated(version_dir, feeds, name),
-                        f"isolated load ({name})", rtol, atol)
+                        f"isolated load ({name})", tolerance)
