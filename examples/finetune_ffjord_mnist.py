@@ -10,7 +10,7 @@ with `model.fit` on that digit's images of the MNIST training split (Adam at
 `--learning-rate`, `--steps` batches of `--batch-size`, the recipe's training
 loss: bits/dim plus RNODE's regularizers), measures again and prints both.
 
-With the published weights (epoch 4, 1.426 test bits/dim), `--digit 7 --steps 60
+With the epoch-4 weights (1.426 test bits/dim, published first), `--digit 7 --steps 60
 --test-count 128` printed, besides the Keras progress bar (loss, bits_per_dim,
 kinetic, jacobian, nfe):
 
