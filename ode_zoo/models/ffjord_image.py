@@ -42,6 +42,7 @@ from ode_zoo.flows.multiscale import MultiscaleFlow, scale_shapes
 from ode_zoo.layers.ode_block import EvaluationCount
 from ode_zoo.layers.vector_fields import FlatImageVectorField
 from ode_zoo.models.base import ZooModel
+from ode_zoo.models.train_steps import minimize_and_record
 
 
 def _standard_normal_log_prob(z: tf.Tensor) -> tf.Tensor:
@@ -224,12 +225,8 @@ class FFJORDImageFlow(ZooModel, keras.Model):
             bpd = bits_per_dim(log_prob, self.dim)
             loss = (tf.reduce_mean(bpd) + self.kinetic_weight * kinetic
                     + self.jacobian_weight * jacobian)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
-        for name, value in (("loss", loss), ("bits_per_dim", bpd), ("kinetic", kinetic),
-                            ("jacobian", jacobian)):
-            self._trackers[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return minimize_and_record(self, tape, loss, self._trackers, dict(
+            loss=loss, bits_per_dim=bpd, kinetic=kinetic, jacobian=jacobian))
 
     def test_step(self, data: Any) -> Dict[str, tf.Tensor]:
         images = data[0] if isinstance(data, (tuple, list)) else data

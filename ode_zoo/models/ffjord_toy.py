@@ -28,6 +28,7 @@ from ode_zoo.flows import FFJORD
 from ode_zoo.layers import DenseVectorField
 from ode_zoo.layers.ode_block import EvaluationCount
 from ode_zoo.models.base import ZooModel
+from ode_zoo.models.train_steps import minimize_and_record
 
 
 def _standard_normal_log_prob(z: tf.Tensor) -> tf.Tensor:
@@ -137,12 +138,8 @@ class FFJORDToyFlow(ZooModel, keras.Model):
             kinetic = tf.reduce_mean(result.kinetic)
             jacobian = tf.reduce_mean(result.jacobian)
             loss = nll + self.kinetic_weight * kinetic + self.jacobian_weight * jacobian
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
-        for name, value in (("loss", loss), ("nll", nll), ("kinetic", kinetic),
-                            ("jacobian", jacobian)):
-            self._trackers[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return minimize_and_record(self, tape, loss, self._trackers, dict(
+            loss=loss, nll=nll, kinetic=kinetic, jacobian=jacobian))
 
     def test_step(self, data: Any) -> Dict[str, tf.Tensor]:
         x = data[0] if isinstance(data, (tuple, list)) else data

@@ -55,6 +55,7 @@ import tensorflow_probability as tfp
 from ode_zoo.layers.bayesian_mlp import BayesianMLP, check_activation, mlp_with_trace
 from ode_zoo.models.base import ZooModel
 from ode_zoo.models.ode2vae_networks import dense_network, image_decoder, image_encoder
+from ode_zoo.models.train_steps import minimize_and_record
 from ode_zoo.solvers import check_solver_options, odeint
 
 tfd = tfp.distributions
@@ -371,9 +372,7 @@ class ODE2VAE(ZooModel, keras.Model):
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
             terms = self.loss_terms(x, self.seed_generator.next())
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(terms["loss"], variables), variables)
-        return self._record(terms)
+        return minimize_and_record(self, tape, terms["loss"], self._trackers, terms)
 
     def test_step(self, data: Any) -> Dict[str, tf.Tensor]:
         x = data[0] if isinstance(data, (tuple, list)) else data
