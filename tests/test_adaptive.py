@@ -88,6 +88,19 @@ def test_outputs_between_steps_do_not_add_steps():
     np.testing.assert_allclose(ys.numpy()[:, 0], np.exp(-np.linspace(0, 4, 200)), atol=5e-5)
 
 
+def test_the_last_step_stretches_to_the_end_when_the_error_allows():
+    # Harmonic oscillator over [0, 2] at 1e-3: after two steps the PI controller
+    # proposes a step that stops short of t=2, which would leave a short fourth
+    # step (26 evaluations). The error estimate allows the whole rest, so the
+    # solver takes it in one step: 3 accepted steps, no rejection, 20 evaluations.
+    ys, stats = odeint(lambda t, y: tf.stack([y[1], -y[0]]), tf.constant([1.0, 0.0], tf.float64),
+                       tf.constant([0.0, 2.0], tf.float64), rtol=1e-3, atol=1e-3,
+                       return_stats=True)
+    assert (int(stats.num_accepted_steps), int(stats.num_rejected_steps)) == (3, 0)
+    assert int(stats.num_evaluations) == 20
+    np.testing.assert_allclose(ys[-1].numpy(), [np.cos(2.0), -np.sin(2.0)], atol=1e-3)
+
+
 def test_stats_count_evaluations():
     calls = []
 

@@ -6,7 +6,7 @@ Example:
     >>> import tensorflow as tf
     >>> from ode_zoo.solvers.tableaus import DOPRI5
     >>> t = tf.constant([0.0, 0.5, 1.0], tf.float64)
-    >>> ys, stats, _ = solve_adaptive(lambda t, y: -y, DOPRI5, tf.ones([1], tf.float64), t,
+    >>> ys, stats, _, _ = solve_adaptive(lambda t, y: -y, DOPRI5, tf.ones([1], tf.float64), t,
     ...                               rtol=1e-8, atol=1e-8, mask=None, max_num_steps=1000,
     ...                               min_step_size=0.0)
     >>> round(float(ys[-1, 0]), 7)
@@ -24,7 +24,7 @@ from ode_zoo.solvers.interpolation import dense_output
 from ode_zoo.solvers.outputs import finish_outputs, new_outputs
 from ode_zoo.solvers.runge_kutta import RKStep, rk_step
 from ode_zoo.solvers.stats import SolveStats
-from ode_zoo.solvers.step_control import error_norm, initial_step, step_factor
+from ode_zoo.solvers.step_control import error_norm, initial_step, reaches_end, step_factor
 from ode_zoo.solvers.tableaus import ButcherTableau
 
 
@@ -50,11 +50,15 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
                    min_step_size: float, first_step: Optional[tf.Tensor] = None):
     """Integrate over increasing `t` with error control.
 
+    When the error estimate allows the rest of the interval in one step, the
+    next step goes to the end (`reaches_end`) rather than the PI controller's
+    shorter step followed by a short last one.
+
     The first step is `first_step` when given (e.g. the step size a previous solve
     ended with), else Hairer's starting step, which costs one evaluation.
 
     Returns (outputs [len(t), n], SolveStats, the step size the controller
-    proposes after the last step). Ends with status MAX_STEPS after
+    proposes after the last step, f(t[0], y0)). Ends with status MAX_STEPS after
     `max_num_steps` trial steps, STEP_TOO_SMALL when a step of the minimum size
     max(min_step_size, 4·eps·max|t|) is rejected (NON_FINITE if NaN/inf caused
     it); steps never go below that size. Outputs not reached are NaN.
@@ -83,6 +87,8 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
         idx, buf = _write_outputs(t, idx, buf, accept, t0, h, t1, y, step, tableau)
         h_next = tf.maximum(h * step_factor(tf.where(finite, norm, np.inf), prev_norm,
                                             tableau.error_order), floor)
+        stretch = accept & reaches_end(h, norm, t_end - t1, tableau.error_order)
+        h_next = tf.where(stretch, tf.maximum(h_next, t_end - t1), h_next)
         stuck = ~accept & ~(h > floor)  # rejected at the floor; a NaN step is stuck too
         status = tf.where(stuck, tf.where(finite, Status.STEP_TOO_SMALL, Status.NON_FINITE),
                           status)
@@ -108,4 +114,4 @@ def solve_adaptive(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Te
     outputs = finish_outputs(buf, y0, idx, num_outputs)
     start_evals = 1 if first_step_given else 2   # f(t0, y0), and the starting-step probe
     evals = start_evals + (accepted + rejected) * (tableau.num_stages - 1)
-    return outputs, SolveStats(evals, accepted, rejected, status), h_next
+    return outputs, SolveStats(evals, accepted, rejected, status), h_next, f_y0

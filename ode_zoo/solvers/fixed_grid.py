@@ -7,7 +7,7 @@ Example:
     >>> from ode_zoo.solvers.tableaus import RK4
     >>> t = tf.constant([0.0, 1.0])
     >>> counts = steps_per_interval(t, step_size=0.1, num_steps=None)
-    >>> ys, stats = solve_fixed(lambda t, y: -y, RK4, tf.ones([1]), t, counts, 100)
+    >>> ys, stats, _ = solve_fixed(lambda t, y: -y, RK4, tf.ones([1]), t, counts, 100)
     >>> round(float(ys[-1, 0]), 5), int(stats.num_accepted_steps)
     (0.36788, 10)
 """
@@ -51,7 +51,8 @@ def solve_fixed(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Tenso
                 counts: tf.Tensor, max_num_steps: int):
     """Integrate over increasing `t` with `counts[i]` steps in interval i.
 
-    Returns (outputs [len(t), n], SolveStats). The loop stops early with
+    Returns (outputs [len(t), n], SolveStats, f(t[0], y0) for FSAL methods,
+    which evaluate it before the loop, else None). The loop stops early with
     status NON_FINITE when the state becomes NaN/inf, or MAX_STEPS when the grid
     needs more than `max_num_steps` steps; outputs not reached are NaN.
     """
@@ -90,4 +91,4 @@ def solve_fixed(f: Callable, tableau: ButcherTableau, y0: tf.Tensor, t: tf.Tenso
                       Status.MAX_STEPS, status)
     outputs = finish_outputs(buf, y0, i + 1, num_outputs)
     evals = k * evals_per_step + (1 if tableau.fsal else 0)
-    return outputs, SolveStats(evals, k, zero, status)
+    return outputs, SolveStats(evals, k, zero, status), f_y0 if tableau.fsal else None

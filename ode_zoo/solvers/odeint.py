@@ -138,7 +138,7 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list], *,
                             min_step_size=min_step_size)
     field = VectorField(func, packer)
     if adjoint is False:
-        ys, stats, _ = solve_flat(lambda s, y: field(s, y, field.params), y0_flat, t, options)
+        ys, stats, _, _ = solve_flat(lambda s, y: field(s, y, field.params), y0_flat, t, options)
     else:
         backward = SolverOptions(
             options.tableau, rtol=rtol if adjoint_rtol is None else adjoint_rtol,

@@ -49,6 +49,8 @@ class FlatSolution(NamedTuple):
     outputs: tf.Tensor               # the packed state at every time, [len(t), n]
     stats: SolveStats
     next_step: Optional[tf.Tensor]   # adaptive: the step size proposed at the end
+    start_derivative: Optional[tf.Tensor]  # f(t[0], y0) when the solver evaluated it
+    # (adaptive and FSAL methods do, before their loop); else None
 
 
 def solve_flat(f: Callable, y0: tf.Tensor, t: tf.Tensor,
@@ -62,9 +64,13 @@ def solve_flat(f: Callable, y0: tf.Tensor, t: tf.Tensor,
 
     if options.fixed_step:
         counts = steps_per_interval(t, options.step_size, options.num_steps)
-        return FlatSolution(*solve_fixed(forward_in_tau, options.tableau, y0, tau, counts,
-                                         options.max_num_steps), None)
-    return FlatSolution(*solve_adaptive(
-        forward_in_tau, options.tableau, y0, tau, rtol=options.rtol, atol=options.atol,
-        mask=options.mask, max_num_steps=options.max_num_steps,
-        min_step_size=options.min_step_size, first_step=options.first_step))
+        outputs, stats, f_y0 = solve_fixed(forward_in_tau, options.tableau, y0, tau, counts,
+                                           options.max_num_steps)
+        next_step = None
+    else:
+        outputs, stats, next_step, f_y0 = solve_adaptive(
+            forward_in_tau, options.tableau, y0, tau, rtol=options.rtol, atol=options.atol,
+            mask=options.mask, max_num_steps=options.max_num_steps,
+            min_step_size=options.min_step_size, first_step=options.first_step)
+    start_derivative = None if f_y0 is None else direction * f_y0
+    return FlatSolution(outputs, stats, next_step, start_derivative)

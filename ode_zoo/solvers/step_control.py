@@ -65,3 +65,16 @@ def step_factor(norm: tf.Tensor, previous_norm: tf.Tensor, error_order: int) -> 
     factor = tf.clip_by_value(factor, MIN_FACTOR, MAX_FACTOR)
     factor = tf.where(norm > 1.0, tf.minimum(factor, 1.0), factor)
     return tf.where(tf.math.is_finite(norm), factor, tf.cast(MIN_FACTOR, norm.dtype))
+
+
+def reaches_end(h: tf.Tensor, norm: tf.Tensor, remaining: tf.Tensor,
+                error_order: int) -> tf.Tensor:
+    """Whether the step the error estimate alone allows after an accepted step
+    (safety factor, no PI damping, growth clipped) covers the `remaining` time.
+
+    The solver then stretches its next step to the end instead of taking the
+    PI controller's smaller step and a short final one, which would cost a
+    whole extra step.
+    """
+    factor = SAFETY * tf.maximum(norm, 1e-10) ** (-1.0 / float(error_order + 1))
+    return h * tf.minimum(factor, MAX_FACTOR) >= remaining
