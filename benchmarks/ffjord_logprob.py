@@ -4,8 +4,13 @@ The two flows run on one shared vector field, in the same run, with the same
 weights, first at the same tolerance and then at the same accuracy; then RNODE's
 effect on the evaluations of a trained toy flow.
 
-Field: a `DenseVectorField` (ConcatSquash MLP with time input, hidden 64-64,
-tanh) on D = 2 and D = 16 (--dims), batch 512 of x ~ N(0, I), base N(0, I).
+Fields (--fields): "toy:<name>", the trained field of the published flow
+ffjord_toy_<name> (ConcatSquash MLP 3x64 with time input, tanh, D = 2) on points
+of its test split, and "random:<D>", an untrained `DenseVectorField` (64-64,
+tanh) on x ~ N(0, I); default toy:checkerboard and random:16; base N(0, I),
+batch 512. An untrained field says little: neither solver's step count depends
+on the tolerance there, while a trained field needs more steps at tighter
+tolerances, as real flows do.
 Both flows solve with dopri5 at rtol = atol = 1e-5 (TFP: `DormandPrince`, its
 other options at their defaults) with the exact trace and with Hutchinson's
 estimator on the same Rademacher noise (TFP's sample_fn draws ode_zoo's). Rows:
@@ -39,8 +44,8 @@ is therefore also measured at equal accuracy, defined here as: TFP stays at the
 requested rtol = atol = 1e-5 and sets the accuracy to match, the error (as above)
 of its fastest configuration of the task (of its fastest by wall and by CPU time,
 the smaller error); each ode_zoo configuration (variant and mode) then runs at
-the loosest tolerance rtol = atol of LADDER (1e-3, 3e-4, 1e-4, 3e-5, 1e-5; tried
-loosest first) whose own error, on the same batch, noise and reference, is <=
+the loosest tolerance rtol = atol of LADDER (1e-3 down to 1e-7; tried loosest
+first) whose own error, on the same batch, noise and reference, is <=
 that error, and is timed and counted like the other rows. The tolerance is
 chosen on the batch it is then measured on.
 
@@ -50,7 +55,7 @@ with the same budget (rk4 with 4 steps, adjoint, Adam 3e-3, batch 256,
 Jacobian weight 0.01 and one with 0; for each, the evaluations of one dopri5
 (1e-5) log_prob solve of held-out points and their NLL.
 
-Run: python benchmarks/ffjord_logprob.py [--repeats 5] [--threads 2] [--dims 2 16]
+Run: python benchmarks/ffjord_logprob.py [--repeats 5] [--threads 2] [--fields toy:checkerboard random:16]
                                           [--train-steps 600] [--quick]
 """
 from __future__ import annotations
@@ -69,6 +74,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 from common import setup_threads  # noqa: E402
 
+from ode_zoo import load  # noqa: E402
 from ode_zoo.datasets import sample_toy  # noqa: E402
 from ode_zoo.flows import FFJORD  # noqa: E402
 from ode_zoo.flows.trace_estimators import rademacher_noise, stateless_seed  # noqa: E402
@@ -78,7 +84,10 @@ from ode_zoo.models import FFJORDToyFlow  # noqa: E402
 tfb, tfd = tfp.bijectors, tfp.distributions
 
 HIDDEN, TOL, REFERENCE_TOL, NOISE_SEED = (64, 64), 1e-5, 1e-9, 3
-LADDER = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)  # ode_zoo's tolerances at equal accuracy, loosest first
+# ode_zoo's tolerances at equal accuracy, loosest first. On a trained field TFP at 1e-5 takes
+# about 3x the evaluations and has a 10x smaller max error than ode_zoo at 1e-5 (whose error
+# norm is an RMS over the state, so a few points of the batch can exceed the tolerance).
+LADDER = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
 ZOO_TRACES = {"exact": "exact", "hutchinson": "hutchinson_rademacher"}
 MODES = ("graph", "xla")
 
@@ -88,11 +97,13 @@ Run = Callable[[tf.Tensor], Any]
 
 
 class Problem(NamedTuple):
-    """The shared field (float32), a float64 copy for the reference, and the batch."""
+    """The shared field (float32), a float64 copy for the reference, the batch,
+    and a label for the tables."""
 
     field: DenseVectorField
     field64: DenseVectorField
     x: tf.Tensor
+    label: str
 
 
 class Row(NamedTuple):
@@ -109,7 +120,7 @@ class Row(NamedTuple):
     error: Optional[float]
 
 
-Results = Dict[Tuple[int, str], List[Row]]  # rows by (D, trace)
+Results = Dict[Tuple[str, str], List[Row]]  # rows by (problem label, trace)
 
 
 class CountingField:
@@ -125,7 +136,8 @@ class CountingField:
             return self.field(t, z)
 
 
-def make_problem(dim: int, batch: int) -> Problem:
+def random_problem(dim: int, batch: int) -> Problem:
+    """An untrained field (HIDDEN, tanh) on D = dim, x ~ N(0, I)."""
     keras.utils.set_random_seed(dim)
     field = DenseVectorField(HIDDEN, name=f"field_{dim}")
     field.build((), (None, dim))
@@ -133,7 +145,29 @@ def make_problem(dim: int, batch: int) -> Problem:
     field64.build((), (None, dim))
     field64.set_weights(field.get_weights())
     x = tf.random.stateless_normal((batch, dim), [dim, 1])
-    return Problem(field, field64, x)
+    return Problem(field, field64, x, f"D={dim} untrained")
+
+
+def trained_problem(toy: str, batch: int) -> Problem:
+    """The field of the published `ffjord_toy_<toy>` flow (3x64, D = 2), on points
+    of its test split (seed 3)."""
+    model = load(f"ffjord_toy_{toy}")
+    field64 = DenseVectorField(model.hidden_units, activation=model.activation,
+                               dtype="float64", name=f"field64_{toy}")
+    field64.build((), (None, 2))
+    field64.set_weights(model.field.get_weights())
+    x = tf.constant(sample_toy(toy, batch, seed=3), tf.float32)
+    return Problem(model.field, field64, x, f"{toy} trained")
+
+
+def make_problem(spec: str, batch: int) -> Problem:
+    """"random:<D>" or "toy:<name of a published ffjord_toy flow>"."""
+    kind, _, value = spec.partition(":")
+    if kind == "random":
+        return random_problem(int(value), batch)
+    if kind == "toy":
+        return trained_problem(value, batch)
+    raise ValueError(f"Unknown field {spec!r}: use random:<D> or toy:<name>.")
 
 
 def tfp_rademacher(shape: tf.Tensor, dtype: tf.DType, seed: Any = None) -> tf.Tensor:
@@ -353,14 +387,14 @@ def print_table(title: str, traces: Dict[str, List[Row]]) -> None:
         print_rows(trace, rows)
 
 
-def summary(dim: int, trace: str, rows: List[Row]) -> None:
+def summary(problem: str, trace: str, rows: List[Row]) -> None:
     """Fastest TFP over fastest ode_zoo configuration, chosen by wall and by CPU time."""
     for task in ("log_prob", "gradient"):
         task_rows = [r for r in rows if r.task == task]
         for key in ("wall", "cpu"):
             tfp_best, zoo_best = best(task_rows, "tfp", key), best(task_rows, "ode_zoo", key)
             tfp_ms = getattr(tfp_best, key) * 1e3
-            start = (f"{dim:<3d} {task:9s} {trace:11s} {key:4s} {label(tfp_best):17s} "
+            start = (f"{problem:16s} {task:9s} {trace:11s} {key:4s} {label(tfp_best):17s} "
                      f"{tfp_ms:7.1f} {tfp_best.nfe:4d} {tfp_best.error:8.1e}")
             if zoo_best is None:
                 print(f"{start}  no ode_zoo configuration")
@@ -373,33 +407,35 @@ def summary(dim: int, trace: str, rows: List[Row]) -> None:
 
 def print_summary(title: str, results: Results) -> None:
     print(title)
-    print(f"{'D':3s} {'task':9s} {'trace':11s} {'by':4s} {'TFP':17s} {'ms':>7s} {'NFE':>4s} "
+    print(f"{'field':16s} {'task':9s} {'trace':11s} {'by':4s} {'TFP':17s} {'ms':>7s} {'NFE':>4s} "
           f"{'error':>8s}  {'ode_zoo':21s} {'tol':>6s} {'ms':>7s} {'NFE':>4s} {'error':>8s} "
           f"{'ratio':>7s} {'>=3x':>4s}")
-    for (dim, trace), rows in results.items():
-        summary(dim, trace, rows)
+    for (problem, trace), rows in results.items():
+        summary(problem, trace, rows)
 
 
-def run_flow_comparison(dims: Sequence[int], batch: int, repeats: int,
+def run_flow_comparison(fields: Sequence[str], batch: int, repeats: int,
                         threads: int) -> Tuple[Results, Results]:
     """Rows at equal tolerance and at equal accuracy (TFP's rows with ode_zoo's matched
-    ones) by (D, trace)."""
+    ones) by (problem, trace)."""
     equal_tol, equal_acc = {}, {}
-    for dim in dims:
-        problem = make_problem(dim, batch)
-        print(f"\n== D={dim}: DenseVectorField {HIDDEN} tanh, batch {batch}, dopri5 "
-              f"rtol=atol={TOL}, {threads} thread(s), median of {repeats} ==", flush=True)
+    for spec in fields:
+        problem = make_problem(spec, batch)
+        key = problem.label
+        print(f"\n== {key}: DenseVectorField {problem.field.hidden_units} "
+              f"{keras.activations.serialize(problem.field.activation)}, batch {batch}, dopri5 rtol=atol={TOL}, "
+              f"{threads} thread(s), median of {repeats} ==", flush=True)
         for trace in ZOO_TRACES:
             rows, matched = measure_trace(problem, trace, repeats)
-            equal_tol[(dim, trace)] = rows
-            equal_acc[(dim, trace)] = [r for r in rows if r.library == "tfp"] + matched
+            equal_tol[(key, trace)] = rows
+            equal_acc[(key, trace)] = [r for r in rows if r.library == "tfp"] + matched
         print_table(f"equal tolerance: both at rtol=atol={TOL:.0e}",
-                    {trace: equal_tol[(dim, trace)] for trace in ZOO_TRACES})
+                    {trace: equal_tol[(key, trace)] for trace in ZOO_TRACES})
         print_table(f"equal accuracy: TFP at rtol=atol={TOL:.0e} (its rows repeated); each "
                     f"ode_zoo row at the loosest rtol=atol of\n"
                     f"{', '.join(f'{t:.0e}' for t in LADDER)} whose error is <= the error of "
                     f"TFP's fastest configuration of the task",
-                    {trace: equal_acc[(dim, trace)] for trace in ZOO_TRACES})
+                    {trace: equal_acc[(key, trace)] for trace in ZOO_TRACES})
     return equal_tol, equal_acc
 
 
@@ -440,17 +476,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dims", type=int, nargs="+", default=[2, 16])
+    parser.add_argument("--fields", nargs="+", default=["toy:checkerboard", "random:16"],
+                        help="random:<D> (untrained) or toy:<published ffjord_toy flow>")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--train-steps", type=int, default=600)
     parser.add_argument("--quick", action="store_true",
-                        help="D=2 only, 2 repeats, batch 128, 50 training steps")
+                        help="random:2 only, 2 repeats, batch 128, 50 training steps")
     args = parser.parse_args()
     if args.quick:
-        args.repeats, args.dims, args.batch, args.train_steps = 2, [2], 128, 50
+        args.repeats, args.fields, args.batch, args.train_steps = 2, ["random:2"], 128, 50
     setup_threads(args.threads)
     start = time.perf_counter()
-    equal_tol, equal_acc = run_flow_comparison(args.dims, args.batch, args.repeats,
+    equal_tol, equal_acc = run_flow_comparison(args.fields, args.batch, args.repeats,
                                                args.threads)
     print_summary(f"\nequal tolerance (rtol=atol={TOL:.0e}): best TFP / best ode_zoo, each "
                   "library's fastest configuration by wall and by CPU time:", equal_tol)
