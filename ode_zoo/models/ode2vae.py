@@ -55,7 +55,7 @@ import tensorflow_probability as tfp
 from ode_zoo.layers.bayesian_mlp import BayesianMLP, check_activation, mlp_with_trace
 from ode_zoo.models.base import ZooModel
 from ode_zoo.models.ode2vae_networks import dense_network, image_decoder, image_encoder
-from ode_zoo.models.train_steps import minimize_and_record
+from ode_zoo.models.train_steps import minimize_and_record, record
 from ode_zoo.solvers import check_solver_options, odeint
 
 tfd = tfp.distributions
@@ -217,10 +217,13 @@ class ODE2VAE(ZooModel, keras.Model):
             raise ValueError(f"Sequences need at least amortization_length = {m} frames, got "
                              f"{x.shape[1]}.")
         x = tf.cast(x, self.compute_dtype)
-        checks = [tf.debugging.assert_greater_equal(
-            tf.shape(x)[1], m, message=f"ODE2VAE: sequences need at least "
-            f"amortization_length = {m} frames."), tf.debugging.assert_all_finite(x, f"ODE2VAE: sequences contain NaN or inf; "
-                                                    f"expected {unit}.")]
+        checks = [
+            tf.debugging.assert_greater_equal(
+                tf.shape(x)[1], m,
+                message=f"ODE2VAE: sequences need at least amortization_length = {m} frames."),
+            tf.debugging.assert_all_finite(
+                x, f"ODE2VAE: sequences contain NaN or inf; expected {unit}."),
+        ]
         if self.is_image:
             checks += [tf.debugging.assert_greater_equal(
                 x, tf.cast(0.0, x.dtype), message="ODE2VAE: pixel values below 0; expected "
@@ -363,11 +366,6 @@ class ODE2VAE(ZooModel, keras.Model):
 
     # --- Keras training -------------------------------------------------------------------
 
-    def _record(self, terms: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        for name, tracker in self._trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
-
     def train_step(self, data: Any) -> Dict[str, tf.Tensor]:
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
@@ -381,7 +379,7 @@ class ODE2VAE(ZooModel, keras.Model):
         m = self.amortization_length
         error = self.reconstruct(x)[:, m:] - tf.cast(x, self.compute_dtype)[:, m:]
         terms["mse"] = tf.reduce_mean(tf.square(error / 255.0 if self.is_image else error))
-        return self._record(terms)
+        return record(self, self._trackers, terms)
 
     def get_config(self) -> dict:
         config = super().get_config()

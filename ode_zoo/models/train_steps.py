@@ -1,6 +1,7 @@
 """The end of a zoo model's `train_step`, shared by the models with their own loss:
 apply the loss's gradient, update the named `keras.metrics.Mean` trackers, and
-return every metric's result (what `fit` logs).
+return every metric's result (what `fit` logs); `record` is that ending without
+the optimizer step.
 
 Example (inside a model's `train_step`):
     >>> with tf.GradientTape() as tape:                                    # doctest: +SKIP
@@ -24,6 +25,13 @@ def minimize_and_record(model: keras.Model, tape: tf.GradientTape, loss: tf.Tens
     results of all `model.metrics` are returned."""
     variables = model.trainable_variables
     model.optimizer.apply(tape.gradient(loss, variables), variables)
+    return record(model, trackers, values)
+
+
+def record(model: keras.Model, trackers: Mapping[str, keras.metrics.Metric],
+           values: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Update each tracker with the value of its name; the results of all
+    `model.metrics` (the end of a `test_step` too)."""
     for name, tracker in trackers.items():
         tracker.update_state(values[name])
     return {m.name: m.result() for m in model.metrics}
