@@ -136,28 +136,30 @@ class CountingField:
             return self.field(t, z)
 
 
+def float64_copy(field: DenseVectorField, dim: int) -> DenseVectorField:
+    """The same field in float64 with the same weights (for the reference solves)."""
+    copy = DenseVectorField.from_config({**field.get_config(), "dtype": "float64",
+                                         "name": f"{field.name}_float64"})
+    copy.build((), (None, dim))
+    copy.set_weights(field.get_weights())
+    return copy
+
+
 def random_problem(dim: int, batch: int) -> Problem:
     """An untrained field (HIDDEN, tanh) on D = dim, x ~ N(0, I)."""
     keras.utils.set_random_seed(dim)
     field = DenseVectorField(HIDDEN, name=f"field_{dim}")
     field.build((), (None, dim))
-    field64 = DenseVectorField(HIDDEN, dtype="float64", name=f"field64_{dim}")
-    field64.build((), (None, dim))
-    field64.set_weights(field.get_weights())
     x = tf.random.stateless_normal((batch, dim), [dim, 1])
-    return Problem(field, field64, x, f"D={dim} untrained")
+    return Problem(field, float64_copy(field, dim), x, f"D={dim} untrained")
 
 
 def trained_problem(toy: str, batch: int) -> Problem:
     """The field of the published `ffjord_toy_<toy>` flow (3x64, D = 2), on points
     of its test split (seed 3)."""
-    model = load(f"ffjord_toy_{toy}")
-    field64 = DenseVectorField(model.hidden_units, activation=model.activation,
-                               dtype="float64", name=f"field64_{toy}")
-    field64.build((), (None, 2))
-    field64.set_weights(model.field.get_weights())
+    field = load(f"ffjord_toy_{toy}").field
     x = tf.constant(sample_toy(toy, batch, seed=3), tf.float32)
-    return Problem(model.field, field64, x, f"{toy} trained")
+    return Problem(field, float64_copy(field, 2), x, f"{toy} trained")
 
 
 def make_problem(spec: str, batch: int) -> Problem:
