@@ -25,8 +25,8 @@ estimator on the same Rademacher noise (TFP's sample_fn draws ode_zoo's). Rows:
             counted in a separate untimed graph pass by a tf.Variable counter
             wrapped around the field, the same way for both libraries;
   error     log_prob: max |log p - reference| over the batch (--log-prob-error
-            mean: the mean, the accuracy of a batch's NLL, which is less sensitive
-            to the few points the error is largest at), the reference being
+            mean: the mean, which bounds the error of a batch's NLL and is less
+            sensitive to the few points the error is largest at), the reference being
             ode_zoo in float64 at rtol = atol = 1e-9 with the same noise (checked
             against TFP in float64 at 1e-9); gradient: relative L2 error against
             that reference's (adjoint) gradient.
