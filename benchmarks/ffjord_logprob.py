@@ -84,12 +84,12 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 from common import setup_threads  # noqa: E402
 
-from ode_zoo import load  # noqa: E402
+from ode_zoo import Solver, load  # noqa: E402
 from ode_zoo.datasets import sample_toy  # noqa: E402
 from ode_zoo.flows import FFJORD  # noqa: E402
 from ode_zoo.flows.trace_estimators import (  # noqa: E402
     TRACE_ESTIMATORS, rademacher_noise, stateless_seed)
-from ode_zoo.layers import DenseVectorField  # noqa: E402
+from ode_zoo.layers import DenseVectorField, KerasField  # noqa: E402
 from ode_zoo.models import FFJORDToyFlow  # noqa: E402
 
 tfb, tfd = tfp.bijectors, tfp.distributions
@@ -201,8 +201,12 @@ TFP_TRACES = {
 
 def zoo_flow(trace: str, tol: float = TOL, adjoint: bool = False,
              method: str = "dopri5") -> Flow:
-    return lambda field: FFJORD(field, trace=ZOO_TRACES[trace], seed=NOISE_SEED, rtol=tol,
-                                atol=tol, adjoint=adjoint, method=method)
+    """ode_zoo's FFJORD of a Keras field, its weights explicit (as the zoo's models do)."""
+    def flow(field: keras.layers.Layer) -> FFJORD:
+        adapter = KerasField(field)
+        return FFJORD(adapter, params=adapter.parameters, trace=ZOO_TRACES[trace],
+                      seed=NOISE_SEED, solver=Solver(method, rtol=tol, atol=tol, adjoint=adjoint))
+    return flow
 
 
 def tfp_flow(trace: str, tol: float = TOL, dtype: tf.DType = tf.float32) -> Flow:

@@ -42,8 +42,8 @@ import ode_zoo
 from ode_zoo.datasets import load_mnist
 
 # Constructor overrides of --tiny: one small block per scale, one-step solvers.
-TINY = dict(blocks_per_scale=1, hidden_filters=[8], num_steps=1, eval_method="rk4",
-            eval_num_steps=1)
+TINY = dict(blocks_per_scale=1, hidden_filters=[8], num_steps=1, eval_solver={"method": "rk4",
+            "num_steps": 1})
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -115,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"bits/dim of {len(test)} test {args.digit}s: before {before:.3f}, after "
           f"{after:.3f}, {before - after:.3f} better ({(before - after) / before:.1%})")
     if args.output:
-        path = model.save_to_preset(args.output, {"fine_tuning": dict(
+        path = ode_zoo.save_to_preset(model, args.output, {"fine_tuning": dict(
             base=args.name, digit=args.digit, steps=args.steps, batch_size=args.batch_size,
             learning_rate=args.learning_rate, test_images=len(test),
             test_bits_per_dim_before=before, test_bits_per_dim_after=after)})

@@ -11,19 +11,36 @@ Example:
     $ ode-zoo eval odenet_mnist          # reproduce the metrics in metadata.json
     $ ode-zoo train odenet_mnist --resume --publish
     $ ode-zoo export odenet_mnist --output /tmp/serving
+    $ ode-zoo --debug info odenet_mnist  # errors with their traceback
+
+Expected errors (a bad name, a missing file, an existing run, a failed solve, ...)
+print one line, `ode-zoo: error: <message>`, and exit with status 1 (`--debug`
+shows the traceback); Ctrl-C exits with status 130, training after writing a
+checkpoint to resume from.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 import ode_zoo
 from ode_zoo.demos.spiral import DEFAULT_EPOCHS
 from ode_zoo.training.distribute import STRATEGIES
+
+
+def _parser_with(*parents: argparse.ArgumentParser) -> type:
+    """An ArgumentParser class whose parsers also take the arguments of `parents`."""
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs["parents"] = [*kwargs.get("parents", ()), *parents]
+            super().__init__(*args, **kwargs)
+    return Parser
 
 
 def _positive_int(text: str) -> int:
@@ -44,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ode-zoo", description="Continuous-depth models for Keras 3 / TensorFlow."
     )
     parser.add_argument("--version", action="version", version=f"ode-zoo {ode_zoo.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    # --debug after the command too (SUPPRESS: absent there, it keeps the value above)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_parser_with(debug))
 
     commands.add_parser("list", help="list the zoo's models").set_defaults(handler=_list)
 
@@ -103,10 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", help="directory holding the dataset files")
     evaluate.set_defaults(handler=_eval)
 
-    train = commands.add_parser("train", help="train a zoo model with its recipe")
+    train = commands.add_parser(
+        "train", help="train a zoo model with its recipe",
+        description="Train a zoo model with its recipe. An existing run directory (with a "
+        "checkpoint or best weights) needs --resume or --overwrite. Ctrl-C writes a "
+        "checkpoint at the current step and prints the command resuming the run.")
     train.add_argument("name", help="zoo name or path to a zoo config JSON")
-    train.add_argument("--resume", action="store_true",
+    fresh = train.add_mutually_exclusive_group()
+    fresh.add_argument("--resume", action="store_true",
                        help="continue from the run directory's last checkpoint")
+    fresh.add_argument("--overwrite", action="store_true",
+                       help="start over: delete the run directory's checkpoint, best weights, "
+                       "history and logs first")
     train.add_argument("--run-dir", help="checkpoints, logs and best weights (default: runs/NAME)")
     train.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
     train.add_argument("--strategy", choices=STRATEGIES, default="default",
@@ -211,8 +243,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from ode_zoo.zoo.train import train
     run_dir = args.run_dir or f"runs/{Path(args.name).stem}"
-    train(args.name, run_dir=run_dir, resume=args.resume, data_dir=args.data_dir,
-          epochs=args.epochs, strategy=args.strategy)
+    train(args.name, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite,
+          data_dir=args.data_dir, epochs=args.epochs, strategy=args.strategy)
     if args.publish:
         args.output = None
         args.run_dir = run_dir
@@ -237,14 +269,60 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def expected_errors() -> tuple:
+    """The exception types the command reports in one line: bad input (ValueError,
+    TypeError), files (OSError: FileNotFoundError, FileExistsError, ...), failed
+    solves (`ode_zoo.ODESolverError`) and other runtime conditions (RuntimeError),
+    missing packages (ImportError) and exports TF Serving would not serve."""
+    errors = (ValueError, TypeError, OSError, RuntimeError, ImportError, ode_zoo.ODESolverError)
+    serving_checks = sys.modules.get("ode_zoo.zoo.serving_checks")   # loaded if it ran
+    return errors + ((serving_checks.ServingCheckError,) if serving_checks else ())
+
+
+def error_line(error: BaseException) -> str:
+    """`ode-zoo: error: <message>` in one line: the message's first line (a
+    traceback or a subprocess's output may follow it; --debug shows them).
+
+    Example:
+        >>> error_line(FileNotFoundError("no such file: runs/x/checkpoint.npz"))
+        'ode-zoo: error: no such file: runs/x/checkpoint.npz'
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    message = lines[0] if lines else type(error).__name__
+    if len(lines) > 1:
+        message += " (more with --debug)"
+    return f"ode-zoo: error: {message}"
+
+
+def main(argv: Sequence[str] | None = None, report_errors: Optional[bool] = None) -> int:
     """Run ``ode-zoo`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    With `report_errors` (default: when `argv` is None, i.e. the ``ode-zoo``
+    command itself), an expected error (see `expected_errors`) prints one line,
+    ``ode-zoo: error: <message>``, on stderr and returns 1, and Ctrl-C returns 130
+    (training prints where its checkpoint went and how to resume), both without a
+    traceback unless ``--debug`` was given. Otherwise the exception propagates to
+    the Python caller.
 
     Example:
         main(["demo", "spiral", "--epochs", "1", "--output", "spiral.png"])  # returns 0
     """
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    if report_errors is None:
+        report_errors = argv is None
+    if not report_errors or args.debug:
+        return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt as interrupt:
+        from ode_zoo.training import TrainingInterrupted
+        if not isinstance(interrupt, TrainingInterrupted):     # it printed its own line
+            print("\node-zoo: interrupted", file=sys.stderr)
+        return 130
+    except expected_errors() as error:
+        sys.stdout.flush()
+        print(error_line(error), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

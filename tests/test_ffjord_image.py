@@ -17,9 +17,10 @@ from ode_zoo.flows.multiscale import factor_out, join_factored, scale_shapes
 from ode_zoo.flows.squeeze import squeeze, unsqueeze
 from ode_zoo.layers.vector_fields import FlatImageVectorField
 from ode_zoo.models import FFJORDImageFlow
+from synthetic_images import quadrant_images
 
 TINY = dict(image_shape=(4, 4, 1), num_scales=2, blocks_per_scale=1, hidden_filters=(8,),
-            num_steps=2, eval_method="rk4", eval_num_steps=4)
+            num_steps=2, eval_solver={"method": "rk4", "num_steps": 4})
 SMALLEST = dict(TINY, image_shape=(2, 2, 1), num_scales=1)
 
 
@@ -29,16 +30,6 @@ def _randomize_fields(model: FFJORDImageFlow, seed: int = 0, scale: float = 0.3)
     for field in model.fields:
         for weight in (field.convs[-1].conv.kernel, field.convs[-1].conv.bias):
             weight.assign(scale * rng.normal(size=weight.shape).astype(np.float32))
-
-
-def _images(n: int, shape=(4, 4, 1), seed: int = 0) -> np.ndarray:
-    """Raw pixels: a bright top-left quadrant, the rest dark, all with random variation."""
-    rng = np.random.default_rng(seed)
-    height, width, channels = shape
-    images = rng.integers(0, 40, size=(n, height, width, channels)).astype(np.float32)
-    images[:, :height // 2, :width // 2] = rng.integers(
-        200, 256, size=(n, height // 2, width // 2, channels))
-    return images
 
 
 # --- dequantization, logit transform and bits/dim on hand-computed cases -------------------
@@ -58,8 +49,8 @@ def test_bits_per_dim_of_a_mid_gray_pixel_at_the_base_mode_is_computed_by_hand()
 
 def test_identity_model_bits_per_dim_matches_the_formula_with_the_documented_noise():
     model = FFJORDImageFlow(image_shape=(2, 2, 1), num_scales=1, blocks_per_scale=1,
-                            hidden_filters=(4,), logit_alpha=0.0, eval_method="rk4",
-                            eval_num_steps=1, eval_seed=3)
+                            hidden_filters=(4,), logit_alpha=0.0, eval_solver={"method": "rk4",
+                            "num_steps": 1}, eval_seed=3)
     x = np.array([[[[10.0], [100.0]], [[200.0], [127.0]]]], np.float32)
     noise = tf.random.stateless_uniform(x.shape, [3, 0]).numpy().astype(np.float64)
     u = (x + noise) / 256.0
@@ -183,7 +174,7 @@ def trained():
     """A tiny model, its bits/dim before training and the history of 30 training steps."""
     keras.utils.set_random_seed(0)
     model = FFJORDImageFlow(**TINY)
-    data = _images(64)
+    data = quadrant_images(64)
     before = float(tf.reduce_mean(model.bits_per_dim(data)))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = model.fit(data, batch_size=32, epochs=15, verbose=0, shuffle=False)
@@ -231,7 +222,7 @@ def test_samples_are_pixels_and_the_identity_flow_maps_zero_to_mid_gray():
 def test_adjoint_training_reports_backward_evaluations():
     model = FFJORDImageFlow(**dict(SMALLEST, adjoint=True))
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    logs = model.train_on_batch(_images(4, shape=(2, 2, 1)), return_dict=True)
+    logs = model.train_on_batch(quadrant_images(4, shape=(2, 2, 1)), return_dict=True)
     assert logs["nfe"] == 8.0 and logs["backward_nfe"] == 8.0
 
 

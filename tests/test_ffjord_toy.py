@@ -12,7 +12,7 @@ from ode_zoo.datasets.toy2d import sample_toy, toy_dataset
 from ode_zoo.demos.toy_density import plot_toy_density
 from ode_zoo.models.ffjord_toy import FFJORDToyFlow
 
-FAST = dict(hidden_units=(16, 16), num_steps=4, eval_method="rk4", eval_num_steps=8)
+FAST = dict(hidden_units=(16, 16), num_steps=4, eval_solver={"method": "rk4", "num_steps": 8})
 
 
 def _zero_last_layer(model: FFJORDToyFlow) -> None:
@@ -36,7 +36,7 @@ def trained():
 
 
 def test_zero_field_gives_the_base_density():
-    model = FFJORDToyFlow(hidden_units=(8,), eval_method="dopri5")
+    model = FFJORDToyFlow(hidden_units=(8,), eval_solver={"method": "dopri5"})
     _zero_last_layer(model)
     x = sample_toy("pinwheel", 16, seed=0)
     expected = -0.5 * (x ** 2).sum(axis=1) - np.log(2 * np.pi)
@@ -102,7 +102,8 @@ def test_adaptive_evaluation_counts_its_steps():
 
 def test_config_round_trip():
     model = FFJORDToyFlow(hidden_units=(5, 7), kinetic_weight=0.1, jacobian_weight=0.2,
-                          method="euler", num_steps=3, adjoint="seminorm", eval_rtol=1e-4)
+                          method="euler", num_steps=3, adjoint="seminorm",
+                          eval_solver={"rtol": 1e-4})
     clone = FFJORDToyFlow.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.architecture_config()["hidden_units"] == [5, 7]

@@ -25,8 +25,8 @@ from ode_zoo.zoo.serving_checks import check_serving, check_static
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TINY = dict(blocks_per_scale=1, hidden_filters=[8], num_steps=1, eval_method="rk4",
-            eval_num_steps=1)
+TINY = dict(blocks_per_scale=1, hidden_filters=[8], num_steps=1, eval_solver={"method": "rk4",
+            "num_steps": 1})
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_log_prob_endpoint_returns_the_models_bits_per_dim_of_the_same_log_prob(
 
 def test_toy_flows_keep_log_prob_alone() -> None:
     toy = ode_zoo.load("ffjord_toy_8gaussians", load_weights=False, hidden_units=[4],
-                       eval_method="rk4", eval_num_steps=1)
+                       eval_solver={"method": "rk4", "num_steps": 1})
     assert list(endpoint_outputs(toy, "log_prob", {"x": np.zeros((2, 2), np.float32)})) == [
         "log_prob"]
 

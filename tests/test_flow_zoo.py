@@ -19,7 +19,7 @@ from ode_zoo.zoo.catalog import published_dir
 from ode_zoo.zoo.configs import load_config
 from ode_zoo.zoo.evaluate import compare_metrics, evaluate_model, solver_count_key
 from ode_zoo.zoo.publish import publish
-from ode_zoo.zoo.recipes import evaluation_data, family_arrays, training_data
+from ode_zoo.zoo.recipes import batch_arrays, evaluation_data, model_class, training_data
 from ode_zoo.zoo.serving_checks import check_static
 from ode_zoo.zoo.train import limit_threads, train
 
@@ -39,8 +39,8 @@ def tiny_config(tmp_path: Path) -> Path:
     rk4 evaluation steps, a few hundred points, and no thread limit (TF already runs)."""
     config = load_config("ffjord_toy_8gaussians")
     config["name"] = "tiny_flow"
-    config["model"]["config"].update(hidden_units=[8, 8], num_steps=2, eval_method="rk4",
-                                     eval_num_steps=4)
+    config["model"]["config"].update(hidden_units=[8, 8], num_steps=2,
+                                     eval_solver={"method": "rk4", "num_steps": 4})
     config["dataset"]["sizes"] = {"train": 640, "validation": 128, "test": 256}
     config["training"].update(epochs=2, batch_size=64, checkpoint_every=5)
     del config["training"]["threads"]
@@ -54,12 +54,12 @@ def tiny_config(tmp_path: Path) -> Path:
 def test_toy_configs_are_rnode_recipes(toy: str) -> None:
     config = load_config(f"ffjord_toy_{toy}")
     model = config["model"]["config"]
-    assert config["family"] == "flow" and config["model"]["class"] == "FFJORDToyFlow"
+    assert model_class(config).family == "flow" and config["model"]["class"] == "FFJORDToyFlow"
     assert config["dataset"]["name"] == "toy2d" and config["dataset"]["toy"] == toy
-    assert (model["method"], model["kinetic_weight"], model["jacobian_weight"]) == (
+    assert (model["solver"]["method"], model["kinetic_weight"], model["jacobian_weight"]) == (
         "rk4", 0.01, 0.01)
-    assert (model["eval_method"], model["eval_rtol"], model["eval_atol"]) == (
-        "dopri5", 1e-5, 1e-5)
+    assert (model["eval_solver"]["method"], model["eval_solver"]["rtol"],
+            model["eval_solver"]["atol"]) == ("dopri5", 1e-5, 1e-5)
     assert config["training"]["threads"] == 1
     assert (config["training"]["monitor"], config["training"]["mode"]) == ("val_nll", "min")
 
@@ -73,23 +73,25 @@ def test_flow_batches_hold_inputs_only_in_a_resumable_order(tmp_path: Path) -> N
     epoch = [b.numpy() for b in train_dataset(1, 0)]
     resumed = [b.numpy() for b in train_dataset(1, 3)]
     np.testing.assert_array_equal(np.concatenate(epoch[3:]), np.concatenate(resumed))
-    (points,) = family_arrays(config, "train")
+    (points,) = batch_arrays(config, "train")
     np.testing.assert_array_equal(np.sort(np.concatenate(epoch), axis=0), np.sort(points, axis=0))
     assert not np.array_equal(epoch[0], next(iter(train_dataset(0, 0))).numpy())
     test_batches = [b.numpy() for b in evaluation_data(config)]
     assert [len(b) for b in test_batches] == [128, 128]
 
 
-def test_bad_families_and_datasets_name_the_known_ones(tmp_path: Path) -> None:
+def test_bad_classes_and_datasets_name_the_known_ones(tmp_path: Path) -> None:
     config = load_config(str(tiny_config(tmp_path)))
-    with pytest.raises(ValueError, match=r"Unknown family 'gan'.*\['classifier', 'flow', 'sequence_vae'\]"):
-        family_arrays({**config, "family": "gan"}, "train")
+    with pytest.raises(ValueError, match=r"Unknown model class 'GAN'.*'FFJORDToyFlow'"):
+        batch_arrays({**config, "model": {**config["model"], "class": "GAN"}}, "train")
     with pytest.raises(ValueError, match=r"Unknown dataset 'cifar'.*\['mnist', 'mocap', 'rotating_mnist', 'toy2d'\]"):
-        family_arrays({**config, "dataset": {**config["dataset"], "name": "cifar"}}, "train")
+        batch_arrays({**config, "dataset": {**config["dataset"], "name": "cifar"}}, "train")
     with pytest.raises(ValueError, match=r"split 'extra'.*\['test', 'train', 'validation'\]"):
-        family_arrays(config, "extra")
-    with pytest.raises(ValueError, match="'classifier' needs labels; dataset 'toy2d' has none"):
-        family_arrays({**config, "family": "classifier"}, "train")
+        batch_arrays(config, "extra")
+    with pytest.raises(ValueError, match="ODENetClassifier trains on labelled examples; "
+                                         "dataset 'toy2d' has none"):
+        batch_arrays({**config, "model": {**config["model"], "class": "ODENetClassifier"}},
+                     "train")
 
 
 @pytest.mark.parametrize("logged, key", [
@@ -168,8 +170,8 @@ def test_eval_reproduces_the_tiny_flow_and_sample_draws_it(tiny_preset, tmp_path
 
 
 def test_sample_refuses_models_that_are_not_flows() -> None:
-    with pytest.raises(ValueError, match=r"draws zoo flows trained on \['mnist', 'toy2d'\]; "
-                                         r"'odenet_mnist' is a 'classifier' model"):
+    with pytest.raises(ValueError, match=r"draws zoo flows; 'odenet_mnist' is a 'classifier' "
+                                         r"model"):
         main(["sample", "odenet_mnist"])
 
 
@@ -191,7 +193,7 @@ def test_published_toy_flow_reproduces_its_metrics(toy: str) -> None:
     assert TRUE_NLL[toy] - 0.03 < stored["test_nll"] < TRUE_NLL[toy] + 0.2, stored
     training = model.zoo_metadata["training"]
     assert training["threads"] == 1 and training["wall_clock_hours"] <= 10 / 60
-    steps = model.get_config()["num_steps"]
+    steps = model.solver.num_steps
     assert training["train_forward_nfe"] == training["train_backward_nfe"] == 4 * steps
 
 

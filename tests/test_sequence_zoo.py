@@ -19,7 +19,7 @@ from ode_zoo.zoo.catalog import published_dir
 from ode_zoo.zoo.configs import load_config
 from ode_zoo.zoo.evaluate import compare_metrics, evaluate_model
 from ode_zoo.zoo.publish import publish
-from ode_zoo.zoo.recipes import family_arrays, training_data
+from ode_zoo.zoo.recipes import batch_arrays, model_class, training_data
 from ode_zoo.zoo.serving_checks import check_static
 from ode_zoo.zoo.train import train
 
@@ -50,9 +50,10 @@ def tiny_config(tmp_path: Path) -> Path:
 def test_configs_are_ode2vae_kl_recipes(name: str, dataset: str, data_shape: list) -> None:
     config = load_config(name)
     model = config["model"]["config"]
-    assert (config["family"], config["model"]["class"]) == ("sequence_vae", "ODE2VAE")
+    assert (model_class(config).family, config["model"]["class"]) == ("sequence_vae", "ODE2VAE")
     assert config["dataset"]["name"] == dataset and model["data_shape"] == data_shape
-    assert (model["gamma"], model["amortization_length"], model["method"]) == (0.1, 3, "rk4")
+    assert (model["gamma"], model["amortization_length"], model["solver"]["method"]) == (
+        0.1, 3, "rk4")
     assert (config["training"]["monitor"], config["training"]["mode"]) == ("val_mse", "min")
 
 
@@ -65,7 +66,7 @@ def test_sequence_batches_grow_by_the_schedule_in_a_resumable_order(tmp_path: Pa
     assert train_dataset(3, 0).element_spec == tf.TensorSpec([8, 12, 50], tf.float32)
     assert validation.element_spec == tf.TensorSpec([None, 20, 50], tf.float32)
     epoch = [b.numpy() for b in train_dataset(1, 0)]
-    (sequences,) = family_arrays(config, "train", str(mocap_dir))
+    (sequences,) = batch_arrays(config, "train", str(mocap_dir))
     for first_pass in (epoch[:2], epoch[2:]):              # each pass sees every sequence once
         np.testing.assert_array_equal(np.sort(np.concatenate(first_pass), axis=0),
                                       np.sort(sequences[:, :8], axis=0))
@@ -84,7 +85,7 @@ def test_a_schedule_for_labelled_examples_and_empty_epochs_are_errors(tmp_path: 
                       str(mocap_dir))
     odenet = load_config("odenet_mnist")
     odenet["training"]["frames_schedule"] = {"start": 6, "increment": 2, "every_epochs": 1}
-    with pytest.raises(ValueError, match="'classifier' trains on labelled examples"):
+    with pytest.raises(ValueError, match="ODENetClassifier trains on labelled examples"):
         training_data(odenet)
 
 
@@ -119,7 +120,7 @@ def test_sequence_serving_export_reconstructs_from_the_first_frames(tiny_preset)
                           "reconstruct": {"inputs": ["sequence"], "outputs": ["prediction"]}}
     loaded = tf.saved_model.load(str(directory / "serving" / "1"))
     model = ode_zoo.load(str(directory))
-    (sequences,) = family_arrays(model.zoo_config, "test", data_dir)
+    (sequences,) = batch_arrays(model.zoo_config, "test", data_dir)
     x = sequences[:2, :12]                                 # any length: 12 of 20 frames
     prediction = loaded.signatures["reconstruct"](sequence=tf.constant(x))["prediction"]
     np.testing.assert_allclose(prediction, model.reconstruct(x), rtol=1e-5, atol=1e-5)

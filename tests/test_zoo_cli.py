@@ -3,6 +3,13 @@ metrics, the digits demo, and publishing a run."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sysconfig
+import time
 from pathlib import Path
 
 import keras
@@ -135,3 +142,91 @@ def test_published_model_loads_by_name_from_any_directory(tmp_path):
     published = Path(__file__).resolve().parents[1] / "saved_models" / "odenet_mnist"
     assert report["sha"] == json.loads((published / "metadata.json").read_text())[
         "weights_sha256"]
+
+
+# `ode-zoo train` on a tiny 2-D flow (seconds): existing run directories, --overwrite,
+# the progress shown, Ctrl-C.
+
+def _tiny_flow(tmp_path: Path) -> Path:
+    """ffjord_toy_8gaussians with an 8x8 field on 640 training points: 10 steps of 64
+    per epoch, a checkpoint every 5, 2 epochs; no thread limit (TF already runs here)."""
+    config = load_config("ffjord_toy_8gaussians")
+    config["name"] = "tiny_flow"
+    config["model"]["config"]["hidden_units"] = [8, 8]
+    config["dataset"]["sizes"] = {"train": 640, "validation": 128, "test": 256}
+    config["training"].update(epochs=2, batch_size=64, checkpoint_every=5)
+    config["training"].pop("threads", None)
+    path = tmp_path / "tiny_flow.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_train_refuses_an_existing_run(tmp_path, monkeypatch, capsys):
+    config = _tiny_flow(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.weights.h5").write_bytes(b"earlier run")
+    with pytest.raises(FileExistsError, match=r"holds a training run \(best.weights.h5\): add "
+                       r"--resume to continue it, --overwrite to start over.*--run-dir"):
+        main(["train", str(config), "--run-dir", str(run)])
+    monkeypatch.setattr("sys.argv", ["ode-zoo", "train", str(config), "--run-dir", str(run)])
+    assert main() == 1                                       # the command: one line
+    err = capsys.readouterr().err
+    assert err.startswith(f"ode-zoo: error: {run} already holds a training run") and (
+        err.count("\n") == 1), err
+    assert (run / "best.weights.h5").read_bytes() == b"earlier run"
+    with pytest.raises(SystemExit):                          # argparse: one or the other
+        main(["train", str(config), "--resume", "--overwrite"])
+
+
+def test_train_overwrite_starts_over_and_shows_solver_counts_and_time_left(tmp_path, capsys):
+    config = _tiny_flow(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.npz").write_bytes(b"another model's checkpoint")
+    (run / "history.json").write_text('{"history": [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]}')
+    assert main(["train", str(config), "--run-dir", str(run), "--overwrite"]) == 0
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    out = capsys.readouterr().out
+    bar = out.replace("\r", "\n").split("Epoch 2/2")[0]
+    assert re.search(r"nfe: \d", bar) and re.search(r"backward_nfe: \d", bar), bar[-2000:]
+    assert re.search(r"Epoch 2/2 \(about .+ left at .+ s/step\)", out)
+    validation = [l.strip() for l in out.splitlines() if "validation:" in l]
+    assert len(validation) == 2 and all(
+        l.startswith("validation: nll ") and "loss" not in l and "backward" not in l
+        for l in validation), validation
+    assert "val_loss" not in history[0] and "val_backward_nfe" not in history[0]
+    assert {"loss", "nll", "nfe", "backward_nfe", "val_nll", "val_nfe"} <= set(history[0])
+
+
+def test_ctrl_c_stops_ode_zoo_train_with_a_checkpoint_to_resume_from(tmp_path):
+    config, run = _tiny_flow(tmp_path), tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = shutil.which("ode-zoo", path=os.pathsep.join([sysconfig.get_path("scripts"),
+                                                            os.environ.get("PATH", "")]))
+    process = subprocess.Popen([command, "train", str(config), "--run-dir", str(run),
+                                "--epochs", "200"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    while not (run / "checkpoint.npz").exists() and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)                                          # somewhere in a later step
+    process.send_signal(signal.SIGINT)
+    interrupted = time.time()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert time.time() - interrupted < 10
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    line = out.replace("\r", "\n").strip().splitlines()[-1]
+    assert line.startswith("Interrupted: saved the checkpoint of epoch ") and (
+        f"to {run / 'checkpoint.npz'}; resume with: ode-zoo train {config} --resume "
+        f"--run-dir {run} --epochs 200") in line, line
+    state = json.loads(np.load(run / "checkpoint.npz")["state"].tobytes())
+    assert 0 <= state["step"] <= 10 and state["epoch"] < 200
+    epochs = str(state["epoch"] + 1)                         # resume: finish that epoch
+    assert main(["train", str(config), "--run-dir", str(run), "--resume", "--epochs",
+                 epochs]) == 0
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, state["epoch"] + 2))

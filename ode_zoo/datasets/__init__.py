@@ -17,6 +17,8 @@ from ode_zoo.datasets.bouncing_balls import (bouncing_balls, load_bouncing_balls
 from ode_zoo.datasets.mnist_idx import SPLITS as MNIST_SPLITS
 from ode_zoo.datasets.mnist_idx import load_mnist
 from ode_zoo.datasets.mocap import load_mocap, mocap
+from ode_zoo.datasets.physionet2012 import (PhysioNet2012, VariableRanges, physionet2012,
+                                            scale_values, unscale_values, variable_ranges)
 from ode_zoo.datasets.pipelines import classification_dataset, inputs_dataset
 from ode_zoo.datasets.rotating_mnist import load_rotating_mnist, rotate_images, rotating_mnist
 from ode_zoo.datasets.toy2d import TOY_SETS, sample_toy, toy_dataset
@@ -38,4 +40,5 @@ def mnist(split: str = "train", batch_size: int = 128, data_dir: Optional[str] =
 __all__ = ["mnist", "load_mnist", "MNIST_SPLITS", "classification_dataset", "sample_toy",
            "toy_dataset", "TOY_SETS", "rotating_mnist", "load_rotating_mnist", "rotate_images",
            "bouncing_balls", "load_bouncing_balls", "simulate_balls", "render_balls", "mocap",
-           "load_mocap", "inputs_dataset"]
+           "load_mocap", "inputs_dataset", "physionet2012", "PhysioNet2012", "variable_ranges",
+           "VariableRanges", "scale_values", "unscale_values"]

@@ -1,13 +1,13 @@
 """`ode-zoo sample NAME`: a PNG of what a zoo flow has learned, drawn by the
-picture of its dataset (`SAMPLE_PICTURES`): for toy2d the data, model samples
-and the learned density side by side; for MNIST a grid of model samples beside
-a grid of test digits (at most `MAX_IMAGES` of each). A new dataset adds a row: a
-function `(model, output, num, seed, data_dir) -> path`.
+picture its class names (`FlowModel.picture`): "density" (2-D flows) shows the
+data, model samples and the learned density side by side; "image_grid" (image
+flows) a grid of model samples beside a grid of test images (at most
+`MAX_IMAGES` of each).
 
 Example:
     >>> import ode_zoo
     >>> model = ode_zoo.load("ffjord_toy_8gaussians", load_weights=False,
-    ...                      eval_method="rk4", eval_num_steps=2)
+    ...                      eval_solver={"method": "rk4", "num_steps": 2})
     >>> write_samples(model, "toy.png", num=50, grid_size=10)
     'toy.png'
 """
@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from ode_zoo.demos.image_grid import plot_image_grids
 from ode_zoo.demos.toy_density import plot_toy_density
+from ode_zoo.models.flow import FlowModel
 from ode_zoo.zoo.recipes import split_arrays
 
 PathLike = Union[str, os.PathLike]
@@ -45,7 +46,7 @@ def image_samples(model: keras.Model, num: int, seed: int = 0) -> np.ndarray:
     Example:
         >>> import ode_zoo
         >>> model = ode_zoo.load("ffjord_mnist", load_weights=False, hidden_filters=[4],
-        ...                      eval_method="rk4", eval_num_steps=1)
+        ...                      eval_solver={"method": "rk4", "num_steps": 1})
         >>> image_samples(model, 2, seed=1).shape
         (2, 28, 28, 1)
     """
@@ -53,21 +54,21 @@ def image_samples(model: keras.Model, num: int, seed: int = 0) -> np.ndarray:
     return model.sample(noise).numpy()
 
 
-def _mnist_picture(model: keras.Model, output: PathLike, num: int, seed: int,
+def _image_picture(model: keras.Model, output: PathLike, num: int, seed: int,
                    data_dir: Optional[str]) -> str:
     config = model.zoo_config
     num = min(num, MAX_IMAGES)
     data, _ = split_arrays(config, config["dataset"]["test_split"], data_dir)
     bits = model.zoo_metadata.get("metrics", {}).get("test_bits_per_dim")
     title = config["name"] + ("" if bits is None else f": test {bits:.3f} bits/dim")
-    return plot_image_grids({f"test digits ({num})": data[:num],
+    return plot_image_grids({f"test images ({num})": data[:num],
                              f"model samples ({num}, seed {seed})":
                                  image_samples(model, num, seed)}, output, title)
 
 
-# Dataset name -> the picture of a flow trained on it.
-SAMPLE_PICTURES: Dict[str, Callable[..., str]] = {"toy2d": _toy_picture,
-                                                  "mnist": _mnist_picture}
+# A flow class's `picture` -> the function that draws it.
+SAMPLE_PICTURES: Dict[str, Callable[..., str]] = {"density": _toy_picture,
+                                                  "image_grid": _image_picture}
 
 
 def write_samples(model: keras.Model, output: PathLike, num: int = 2000, seed: int = 0,
@@ -77,9 +78,8 @@ def write_samples(model: keras.Model, output: PathLike, num: int = 2000, seed: i
     (images: at most `MAX_IMAGES`); `options` go to the dataset's picture (e.g.
     `grid_size` for toy2d). Returns the path."""
     config = getattr(model, "zoo_config", None) or {}
-    dataset = config.get("dataset", {}).get("name")
-    if config.get("family") != "flow" or dataset not in SAMPLE_PICTURES:
-        raise ValueError(f"`ode-zoo sample` draws zoo flows trained on "
-                         f"{sorted(SAMPLE_PICTURES)}; {config.get('name', 'this model')!r} is "
-                         f"a {config.get('family')!r} model on {dataset!r}.")
-    return SAMPLE_PICTURES[dataset](model, output, num, seed, data_dir, **options)
+    picture = getattr(model, "picture", None)
+    if not isinstance(model, FlowModel) or picture not in SAMPLE_PICTURES:
+        raise ValueError(f"`ode-zoo sample` draws zoo flows; {config.get('name', 'this model')!r}"
+                         f" is a {getattr(model, 'family', type(model).__name__)!r} model.")
+    return SAMPLE_PICTURES[picture](model, output, num, seed, data_dir, **options)

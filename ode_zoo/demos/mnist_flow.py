@@ -5,7 +5,7 @@ both as grids in a PNG.
 Example:
     >>> import ode_zoo
     >>> tiny = ode_zoo.load("ffjord_mnist", load_weights=False, hidden_filters=[4],
-    ...                     num_steps=1, eval_method="rk4", eval_num_steps=1)
+    ...                     num_steps=1, eval_solver={"method": "rk4", "num_steps": 1})
     >>> result = run_flow_demo("flow.png", count=4, model=tiny, verbose=0)  # doctest: +SKIP
     >>> result.count, result.output.name                                 # doctest: +SKIP
     (4, 'flow.png')

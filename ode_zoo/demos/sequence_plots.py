@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
+from ode_zoo.models.sequence_model import SequenceModel
 from ode_zoo.zoo.recipes import split_arrays
 
 
@@ -107,10 +108,10 @@ def write_predictions(model: keras.Model, output: Union[str, os.PathLike], num: 
         'mocap.png'
     """
     config = getattr(model, "zoo_config", None) or {}
-    if config.get("family") != "sequence_vae":
+    if not isinstance(model, SequenceModel):
         raise ValueError(f"`ode-zoo predict` draws zoo sequence models (family 'sequence_vae'); "
-                         f"{config.get('name', 'this model')!r} is a {config.get('family')!r} "
-                         "model.")
+                         f"{config.get('name', 'this model')!r} is a "
+                         f"{getattr(model, 'family', type(model).__name__)!r} model.")
     sequences, _ = split_arrays(config, config["dataset"]["test_split"], data_dir)
     truth = sequences[:num].astype(np.float32)
     prediction = np.asarray(model.reconstruct(truth))

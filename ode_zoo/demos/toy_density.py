@@ -22,7 +22,7 @@ def plot_toy_density(model: FFJORDToyFlow, data: np.ndarray, output_png: Union[s
 
     Example:
         >>> from ode_zoo.datasets.toy2d import sample_toy
-        >>> model = FFJORDToyFlow(hidden_units=(4,), eval_method="rk4", eval_num_steps=2)
+        >>> model = FFJORDToyFlow(hidden_units=(4,), eval_solver={"method": "rk4", "num_steps": 2})
         >>> plot_toy_density(model, sample_toy("moons", 100), "moons.png", grid_size=10,
         ...                  num_samples=100)
         'moons.png'

@@ -11,9 +11,10 @@ Example:
 """
 from ode_zoo.equilibrium.anderson import Anderson
 from ode_zoo.equilibrium.broyden import Broyden
+from ode_zoo.equilibrium.implicit import implicit_step
 from ode_zoo.equilibrium.picard import Picard
 from ode_zoo.equilibrium.result import FixedPointResult
 from ode_zoo.equilibrium.solve import METHODS, STOP_MODES, fixed_point
 
-__all__ = ["fixed_point", "FixedPointResult", "METHODS", "STOP_MODES", "Broyden", "Anderson",
+__all__ = ["fixed_point", "implicit_step", "FixedPointResult", "METHODS", "STOP_MODES", "Broyden", "Anderson",
            "Picard"]

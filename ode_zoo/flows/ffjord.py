@@ -29,7 +29,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -37,8 +37,7 @@ from tensorflow_probability.python.internal import cache_util
 
 from ode_zoo.flows.trace_estimators import (TRACE_ESTIMATORS, TraceEstimate, TraceEstimator,
                                             stateless_seed)
-from ode_zoo.solvers import check_solver_options, odeint
-from ode_zoo.solvers.fields import is_stateless_layer
+from ode_zoo.solvers import Solver, SolverLike, odeint
 from ode_zoo.solvers.stats import StatsSink
 
 tfb = tfp.bijectors
@@ -61,17 +60,20 @@ class FlowResult(NamedTuple):
 
 
 class _AugmentedDynamics:
-    """d/dt of the augmented state (z, L[, kinetic, jacobian]) for a plain callable
-    (its variables reach the adjoint through `tf.custom_gradient`)."""
+    """d/dt of the augmented state (z, L[, kinetic, jacobian]) for the field
+    `fn(t, z, params)` (explicit parameters) or `fn(t, z)`."""
 
     def __init__(self, fn: Callable, estimator: TraceEstimator, noise: Optional[tf.Tensor],
-                 regularize: bool):
+                 regularize: bool, explicit: bool):
         self._fn = fn
         self._estimator = estimator
         self._noise = noise
         self._regularize = regularize
+        self._explicit = explicit
 
-    def _augment(self, field: Callable, t: tf.Tensor, state: Tuple[tf.Tensor, ...]) -> Tuple:
+    def __call__(self, t: tf.Tensor, state: Tuple[tf.Tensor, ...],
+                 params: Optional[Sequence[tf.Tensor]] = None) -> Tuple:
+        field = (lambda s, z: self._fn(s, z, params)) if self._explicit else self._fn
         estimate: TraceEstimate = self._estimator.estimate(field, t, state[0], self._noise)
         derivative = (estimate.derivative, estimate.trace)
         if self._regularize:
@@ -79,44 +81,17 @@ class _AugmentedDynamics:
                            estimate.frobenius)
         return derivative
 
-    def __call__(self, t: tf.Tensor, state: Tuple[tf.Tensor, ...]) -> Tuple:
-        return self._augment(self._fn, t, state)
-
-
-class _AugmentedLayerDynamics(_AugmentedDynamics):
-    """The same for a Keras layer `fn`, presented to `odeint` as a layer with
-    `stateless_call`, so its weights are explicit inputs of the (adjoint) solve."""
-
-    @property
-    def built(self) -> bool:
-        return self._fn.built
-
-    @property
-    def name(self) -> str:
-        return self._fn.name
-
-    @property
-    def trainable_variables(self) -> list:
-        return self._fn.trainable_variables
-
-    @property
-    def non_trainable_variables(self) -> list:
-        return self._fn.non_trainable_variables
-
-    def stateless_call(self, trainable: list, non_trainable: list, t: tf.Tensor,
-                       state: Tuple[tf.Tensor, ...]) -> Tuple[Tuple, list]:
-        def field(s, z):
-            return self._fn.stateless_call(trainable, non_trainable, s, z)[0]
-        return self._augment(field, t, state), non_trainable
-
 
 class FFJORD(tfb.Bijector):
     """Continuous normalizing flow x = z(t0) ↦ y = z(t1) on events of shape [D].
 
     Args:
-      state_time_derivative_fn: f(t, z) for batch-major z [N, D]; a built Keras
-        layer with `call(t, y)` (its weights get gradients, also with the
-        adjoint) or any callable (a `tf.Module`, a function reading `tf.Variable`s).
+      state_time_derivative_fn: f(t, z) for batch-major z [N, D] (any callable: a
+        `tf.Module`, a function reading `tf.Variable`s), or f(t, z, params) with
+        `params`.
+      params: a function returning the field's parameters as tensors, read at every
+        solve; f is then evaluated on them explicitly and its gradients reach them
+        (also with the adjoint). A Keras layer's: `ode_zoo.layers.KerasField`.
       trace: "exact" (full Jacobian, D vector–Jacobian products per evaluation),
         "hutchinson_gaussian" or "hutchinson_rademacher" (one product; noise drawn
         once per solve). Default "exact".
@@ -124,8 +99,8 @@ class FFJORD(tfb.Bijector):
         seed gives the same noise, so results are reproducible. None (default)
         draws a fresh seed for every solve (what training wants).
       t0, t1: integration interval of the forward map (default 0 and 1).
-      method, rtol, atol, step_size, num_steps, adjoint, max_num_steps: options of
-        `ode_zoo.odeint` (defaults: "dopri5", 1e-5, 1e-5, None, None, False, 4096).
+      solver: the `Solver` of every solve (or its config dict); default dopri5 at
+        rtol = atol = 1e-5. Its settings may also be given as keywords (`**options`).
       regularize: also integrate RNODE's kinetic and Jacobian channels, returned by
         `forward_with_regularizers` / `inverse_with_regularizers` (default False).
       stats_sink: a `StatsSink` (e.g. `ode_zoo.layers.ode_block.EvaluationCount`)
@@ -156,13 +131,11 @@ class FFJORD(tfb.Bijector):
 
     def __init__(self, state_time_derivative_fn: Callable, *, trace: str = "exact",
                  seed: Optional[Union[int, tf.Tensor]] = None, t0: float = 0.0,
-                 t1: float = 1.0, method: str = "dopri5", rtol: float = 1e-5,
-                 atol: float = 1e-5, step_size: Optional[float] = None,
-                 num_steps: Optional[int] = None, adjoint: Union[bool, str] = False,
-                 max_num_steps: int = 4096, regularize: bool = False,
-                 stats_sink: Optional[StatsSink] = None,
+                 t1: float = 1.0, solver: SolverLike = None,
+                 params: Optional[Callable[[], Sequence[tf.Tensor]]] = None,
+                 regularize: bool = False, stats_sink: Optional[StatsSink] = None,
                  backward_stats_sink: Optional[StatsSink] = None,
-                 validate_args: bool = False, name: str = "ffjord"):
+                 validate_args: bool = False, name: str = "ffjord", **options: Any):
         parameters = dict(locals())
         if not callable(state_time_derivative_fn):
             raise TypeError("state_time_derivative_fn must be callable as f(t, z), got "
@@ -170,21 +143,20 @@ class FFJORD(tfb.Bijector):
         if trace not in TRACE_ESTIMATORS:
             raise ValueError(f"Unknown trace {trace!r}; available trace estimators are "
                              f"{sorted(TRACE_ESTIMATORS)}.")
-        check_solver_options(method, rtol, atol, step_size, num_steps, adjoint, max_num_steps)
+        solver = Solver.resolve(solver, options)
         if float(t0) == float(t1):
             raise ValueError(f"t0 and t1 must differ, got t0 = t1 = {t0}.")
-        if backward_stats_sink is not None and adjoint is False:
+        if backward_stats_sink is not None and solver.adjoint is False:
             raise ValueError("backward_stats_sink records the adjoint's backward solves; pass "
                              "adjoint=True or 'seminorm' with it (got adjoint=False).")
         with tf.name_scope(name) as name:
             self._fn = state_time_derivative_fn
+            self._params = params
             self._trace = trace
             self._estimator = TRACE_ESTIMATORS[trace]
             self._seed = seed
             self._t0, self._t1 = float(t0), float(t1)
-            self._solver_options: Dict[str, Any] = dict(
-                method=method, rtol=rtol, atol=atol, step_size=step_size,
-                num_steps=num_steps, adjoint=adjoint, max_num_steps=max_num_steps)
+            self._solver = solver
             self._regularize = bool(regularize)
             self._stats_sink = stats_sink
             self._backward_stats_sink = backward_stats_sink
@@ -199,6 +171,11 @@ class FFJORD(tfb.Bijector):
     def trace(self) -> str:
         """The trace estimator's name."""
         return self._trace
+
+    @property
+    def solver(self) -> Solver:
+        """The settings of every solve."""
+        return self._solver
 
     @property
     def regularize(self) -> bool:
@@ -220,11 +197,12 @@ class FFJORD(tfb.Bijector):
         zeros = tf.zeros(tf.shape(z)[:1], dtype)
         state = (z, zeros) + ((zeros, zeros) if self._regularize else ())
         noise = self._estimator.sample_noise(tf.shape(z), dtype, stateless_seed(self._seed))
-        dynamics_class = (_AugmentedLayerDynamics if is_stateless_layer(self._fn)
-                          else _AugmentedDynamics)
-        dynamics = dynamics_class(self._fn, self._estimator, noise, self._regularize)
+        explicit = self._params is not None
+        dynamics = _AugmentedDynamics(self._fn, self._estimator, noise, self._regularize,
+                                      explicit)
         times = tf.constant([t_start, t_end], dtype)
-        solution, stats = odeint(dynamics, state, times, **self._solver_options,
+        solution, stats = odeint(dynamics, state, times, self._solver,
+                                 params=list(self._params()) if explicit else None,
                                  return_stats=True, backward_stats=self._backward_stats_sink)
         recorded = [] if self._stats_sink is None else self._stats_sink.record(stats)
         with tf.control_dependencies(recorded):

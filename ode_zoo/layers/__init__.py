@@ -9,9 +9,12 @@ Example:
 
 from ode_zoo.layers.deq_block import DEQBlock
 from ode_zoo.layers.deq_cells import ConvDEQCell, TanhCell
+from ode_zoo.layers.keras_field import KerasField
 from ode_zoo.layers.ode_block import ODEBlock
+from ode_zoo.layers.unet import UNetVectorField
 from ode_zoo.layers.vector_fields import (ConcatConv2D, ConcatSquashDense, ConvVectorField,
                                          DenseVectorField, FlatImageVectorField)
 
 __all__ = ["ConcatConv2D", "ConcatSquashDense", "ConvDEQCell", "ConvVectorField", "DEQBlock",
-           "DenseVectorField", "FlatImageVectorField", "ODEBlock", "TanhCell"]
+           "DenseVectorField", "FlatImageVectorField", "KerasField", "ODEBlock", "TanhCell",
+           "UNetVectorField"]

@@ -18,8 +18,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ode_zoo.equilibrium import fixed_point
+from ode_zoo.equilibrium import fixed_point, implicit_step
 from ode_zoo.equilibrium.solve import make_method
+from ode_zoo.flows.trace_estimators import hutchinson_trace
 
 GRADIENTS = ("implicit", "phantom", "jacobian_free")
 
@@ -37,7 +38,7 @@ class DEQBlock(keras.layers.Layer):
         λ = `phantom_damping`, differentiated by autodiff (Geng et al. 2021).
       - "jacobian_free": ∂f/∂z taken as 0, one VJP of f (Fung et al. 2022).
     The cell is evaluated with `stateless_call` on its weights' values, passed
-    as explicit inputs of the `tf.custom_gradient`.
+    as explicit inputs of `ode_zoo.equilibrium.implicit_step`.
 
     Jacobian regularization (Bai et al. 2021): with `jacobian_weight` > 0, a
     training call adds the layer loss `jacobian_weight`·‖εᵀ ∂f/∂z‖²/d at z*
@@ -172,11 +173,11 @@ class DEQBlock(keras.layers.Layer):
         def estimate() -> Any:
             noise = keras.random.normal(ops.shape(z_star), dtype=z_star.dtype,
                                         seed=self.seed_generator)
-            with tf.GradientTape() as tape:
-                tape.watch(z_star)
-                fz = f(z_star, x, params)
-            vjp = tape.gradient(fz, z_star, output_gradients=noise)
-            value = ops.mean(ops.square(vjp))
+            # Hutchinson's ‖εᵀ∂f/∂z‖² summed over z's last axis, so its mean over the
+            # other axes divided by that axis' size is the mean over all of z.
+            frobenius = hutchinson_trace(lambda t, z: f(z, x, params), None, z_star,
+                                         noise).frobenius
+            value = ops.mean(frobenius) / ops.cast(ops.shape(z_star)[-1], z_star.dtype)
             self.jacobian_metric.update_state(tf.stop_gradient(value))
             return self.jacobian_weight * value
 
@@ -188,28 +189,9 @@ class DEQBlock(keras.layers.Layer):
 
     def _implicit_step(self, f: Any, z_star: Any, x: Any, params: List[Any]) -> Any:
         """f(z*, x, θ) whose gradient is the implicit one, (I − ∂f/∂z)⁻ᵀ g through ∂f/∂(x, θ)."""
-        block = self
-
-        @tf.custom_gradient
-        def step(z: Any, x: Any, *params: Any) -> Any:
-            def grad(g: Any) -> Any:
-                # One evaluation of f at z*, whose tape every VJP below reuses.
-                with tf.GradientTape(persistent=True) as tape:
-                    tape.watch([z, x, *params])
-                    fz = f(z, x, params)
-
-                def vjp_z(u: Any) -> Any:
-                    return tape.gradient(fz, z, output_gradients=u) + g
-
-                back = fixed_point(vjp_z, g, method=block.backward_method or block.method,
-                                   tol=block.backward_tol, max_iter=block.backward_max_iter)
-                block._record(back, "backward")
-                grads = tape.gradient(fz, [x, *params], output_gradients=back.z)
-                return [tf.zeros_like(z), *grads]
-
-            return f(z, x, params), grad
-
-        return step(z_star, x, *params)
+        return implicit_step(f, z_star, x, params, method=self.backward_method or self.method,
+                             tol=self.backward_tol, max_iter=self.backward_max_iter,
+                             on_backward=lambda result: self._record(result, "backward"))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)

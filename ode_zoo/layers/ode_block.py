@@ -16,7 +16,12 @@ from typing import Any
 import keras
 from keras import ops
 
-from ode_zoo.solvers import SolveStats, check_solver_options, odeint
+from ode_zoo.layers.keras_field import KerasField
+from ode_zoo.solvers import Solver, SolverLike, SolveStats, odeint
+from ode_zoo.solvers.solver import solver_settings
+
+
+DEFAULT_SOLVER = Solver("dopri5", rtol=1e-3, atol=1e-3, adjoint=True)
 
 
 class EvaluationCount(keras.metrics.Mean):
@@ -40,7 +45,8 @@ def _check_block_args(t0: float, t1: float, augment_dim: int) -> None:
 class ODEBlock(keras.layers.Layer):
     """Solves dy/dt = vector_field(t, y) from y(t0) = inputs and returns y(t1).
 
-    The solve is `ode_zoo.solvers.odeint` with the given method and options.
+    The solve is `ode_zoo.solvers.odeint` with the block's `Solver`, the field's
+    weights passed explicitly through `KerasField`.
 
     Augmentation (ANODE, Dupont et al. 2019): with `augment_dim > 0`, that many
     zero channels are appended to the last axis of the inputs before the solve,
@@ -58,14 +64,10 @@ class ODEBlock(keras.layers.Layer):
       vector_field: a Keras layer with `call(t, y)` returning dy/dt with y's
         shape; built by this block's `build` on the augmented input shape.
       t0, t1: start and end time (t1 < t0 integrates backwards).
-      method: "euler", "midpoint", "rk4", "bosh3", "dopri5" or "tsit5".
-      rtol, atol: error tolerances of adaptive steps.
-      step_size, num_steps: a fixed grid (required by euler, midpoint and rk4;
-        any method runs on a fixed grid when one is given).
-      adjoint: False backpropagates through the solver; True uses the adjoint
-        method; "seminorm" the adjoint with seminorm error control.
+      solver: the `Solver` (or its config dict); default `DEFAULT_SOLVER`, dopri5
+        at rtol = atol = 1e-3 with the adjoint. Its settings may also be given
+        as keywords (`method="rk4", num_steps=2`), replacing the default's.
       augment_dim: zero channels appended before the solve (default 0: none).
-      max_num_steps: bound on trial steps of one solve.
       **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
@@ -78,42 +80,23 @@ class ODEBlock(keras.layers.Layer):
         8.0
     """
 
-    def __init__(
-        self,
-        vector_field: keras.layers.Layer,
-        t0: float = 0.0,
-        t1: float = 1.0,
-        method: str = "dopri5",
-        rtol: float = 1e-3,
-        atol: float = 1e-3,
-        step_size: float | None = None,
-        num_steps: int | None = None,
-        adjoint: bool | str = True,
-        augment_dim: int = 0,
-        max_num_steps: int = 4096,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, vector_field: keras.layers.Layer, t0: float = 0.0, t1: float = 1.0,
+                 solver: SolverLike = None, augment_dim: int = 0, **kwargs: Any) -> None:
+        solver = Solver.resolve(solver, solver_settings(kwargs), DEFAULT_SOLVER)
         super().__init__(**kwargs)
         if not isinstance(vector_field, keras.layers.Layer):
             raise TypeError(
                 "vector_field must be a keras.layers.Layer with call(t, y), got "
                 f"{type(vector_field).__name__}.")
-        check_solver_options(method, rtol, atol, step_size, num_steps, adjoint, max_num_steps)
         _check_block_args(t0, t1, augment_dim)
         self.vector_field = vector_field
         self.t0 = float(t0)
         self.t1 = float(t1)
-        self.method = method
-        self.rtol = float(rtol)
-        self.atol = float(atol)
-        self.step_size = None if step_size is None else float(step_size)
-        self.num_steps = None if num_steps is None else int(num_steps)
-        self.adjoint = adjoint
+        self.solver = solver
         self.augment_dim = int(augment_dim)
-        self.max_num_steps = int(max_num_steps)
         self.nfe_metric = EvaluationCount(name=f"{self.name}_nfe")
         self.backward_nfe_metric = (EvaluationCount(name=f"{self.name}_backward_nfe")
-                                    if adjoint is not False else None)
+                                    if solver.adjoint is not False else None)
 
     def build(self, input_shape: tuple) -> None:
         state_shape = self.compute_output_shape(input_shape)
@@ -131,11 +114,9 @@ class ODEBlock(keras.layers.Layer):
             paddings = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.augment_dim]]
             y0 = ops.pad(inputs, paddings)
         t = ops.convert_to_tensor([self.t0, self.t1], dtype=y0.dtype)
-        ys, stats = odeint(
-            self.vector_field, y0, t, method=self.method, rtol=self.rtol, atol=self.atol,
-            step_size=self.step_size, num_steps=self.num_steps, adjoint=self.adjoint,
-            max_num_steps=self.max_num_steps, return_stats=True,
-            backward_stats=self.backward_nfe_metric)
+        field = KerasField(self.vector_field)
+        ys, stats = odeint(field, y0, t, self.solver, params=field.parameters(),
+                           return_stats=True, backward_stats=self.backward_nfe_metric)
         self.nfe_metric.update_state(stats.num_evaluations)
         return ys[-1]
 
@@ -149,14 +130,8 @@ class ODEBlock(keras.layers.Layer):
             "vector_field": keras.saving.serialize_keras_object(self.vector_field),
             "t0": self.t0,
             "t1": self.t1,
-            "method": self.method,
-            "rtol": self.rtol,
-            "atol": self.atol,
-            "step_size": self.step_size,
-            "num_steps": self.num_steps,
-            "adjoint": self.adjoint,
+            "solver": self.solver.get_config(),
             "augment_dim": self.augment_dim,
-            "max_num_steps": self.max_num_steps,
         })
         return config
 

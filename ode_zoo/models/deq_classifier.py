@@ -54,6 +54,9 @@ class DEQClassifier(ImageClassifier):
     def body(self, h: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.deq_block(h, training=training)
 
+    def build_body(self, shape: Tuple) -> None:
+        self.deq_block.build(shape)
+
     def output_tolerance(self, output: Optional[str] = None) -> Tuple[float, float]:
         """The fixed point is known to the solver's relative tolerance only: two
         runs whose round-off differs may stop an iteration apart."""

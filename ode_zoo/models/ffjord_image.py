@@ -19,8 +19,8 @@ batches give the same numbers.
 Example:
     >>> import tensorflow as tf
     >>> model = FFJORDImageFlow(image_shape=(4, 4, 1), num_scales=1, blocks_per_scale=1,
-    ...                         hidden_filters=(4,), num_steps=1, eval_method="rk4",
-    ...                         eval_num_steps=1)
+    ...                         hidden_filters=(4,), num_steps=1,
+    ...                         eval_solver={"method": "rk4", "num_steps": 1})
     >>> model.bits_per_dim(tf.zeros((2, 4, 4, 1))).shape
     TensorShape([2])
     >>> model.sample(tf.zeros((3, 16))).shape
@@ -28,30 +28,24 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Sequence, Tuple
 
 import keras
-import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from ode_zoo.flows import FFJORD
 from ode_zoo.flows.dequantization import bits_per_dim, quantize, uniform_dequantize
 from ode_zoo.flows.logit_transform import check_alpha, inverse_logit_transform, logit_transform
+from ode_zoo.flows.gaussian import standard_normal_log_prob
 from ode_zoo.flows.multiscale import MultiscaleFlow, scale_shapes
 from ode_zoo.layers.ode_block import EvaluationCount
 from ode_zoo.layers.vector_fields import FlatImageVectorField
-from ode_zoo.models.base import ZooModel
+from ode_zoo.models.flow import ImageFlowModel
 from ode_zoo.models.train_steps import minimize_and_record
-
-
-def _standard_normal_log_prob(z: tf.Tensor) -> tf.Tensor:
-    """log N(z; 0, I) per row of z [N, D]."""
-    return tf.reduce_sum(tfp.distributions.Normal(0.0, 1.0).log_prob(z), axis=-1)
+from ode_zoo.solvers import Solver, SolverLike
 
 
 @keras.saving.register_keras_serializable(package="ode_zoo")
-class FFJORDImageFlow(ZooModel, keras.Model):
+class FFJORDImageFlow(ImageFlowModel):
     """A multiscale continuous normalizing flow of 8-bit images over a standard normal.
 
     Every scale squeezes (H, W, C) → (H/2, W/2, 4C), runs `blocks_per_scale`
@@ -69,14 +63,13 @@ class FFJORDImageFlow(ZooModel, keras.Model):
       kinetic_weight, jacobian_weight: RNODE's λ_K and λ_J (default 0.01 each).
       logit_alpha: α of the logit transform (default 1e-6, FFJORD's).
       t1: end time of every block (they start at 0).
-      method, num_steps, adjoint: the training solver (default RK4, 4 steps, i.e.
-        RNODE's step 0.25, backpropagated through the solver: on CPU at MNIST sizes
-        it costs 20–40% less CPU time per step than the adjoint, see
-        benchmarks/ffjord_image_throughput.py).
-      eval_method, eval_rtol, eval_atol, eval_num_steps: the solver of `log_prob`,
-        `bits_per_dim`, `sample` and `evaluate` (default dopri5 at 1e-5).
+      solver: the training `Solver` (default RK4, 4 steps, i.e. RNODE's step 0.25,
+        backpropagated through the solver: on CPU at MNIST sizes it costs 20–40%
+        less CPU time per step than the adjoint, see
+        benchmarks/ffjord_image_throughput.py); its settings may also be keywords.
+      eval_solver: the `Solver` of `log_prob`, `bits_per_dim`, `sample` and
+        `evaluate` (default dopri5 at 1e-5).
       eval_seed: seed of the evaluation noise (dequantization and trace).
-      max_num_steps: bound on the trial steps of one solve.
 
     Training minimizes bits/dim + λ_K·kinetic + λ_J·jacobian with RNODE's
     per-dimension regularizers: kinetic = ½·Σ_blocks ∫‖f‖² dt / D and
@@ -86,19 +79,16 @@ class FFJORDImageFlow(ZooModel, keras.Model):
     the evaluation solver.
     """
 
+    default_solver = Solver("rk4", num_steps=4)
+
     def __init__(self, image_shape: Sequence[int] = (28, 28, 1), num_scales: int = 2,
                  blocks_per_scale: int = 2, hidden_filters: Sequence[int] = (64, 64, 64),
                  activation: str = "softplus", trace: str = "hutchinson_rademacher",
                  kinetic_weight: float = 0.01, jacobian_weight: float = 0.01,
-                 logit_alpha: float = 1e-6, t1: float = 1.0, method: str = "rk4",
-                 num_steps: Optional[int] = 4, adjoint: Union[bool, str] = False,
-                 eval_method: str = "dopri5", eval_rtol: float = 1e-5,
-                 eval_atol: float = 1e-5, eval_num_steps: Optional[int] = None,
-                 eval_seed: int = 0, max_num_steps: int = 4096, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.image_shape = tuple(int(d) for d in image_shape)
-        if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)}.")
+                 logit_alpha: float = 1e-6, t1: float = 1.0, solver: SolverLike = None,
+                 eval_solver: SolverLike = None, eval_seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(image_shape=image_shape, solver=solver, eval_solver=eval_solver,
+                         **kwargs)
         shapes = scale_shapes(self.image_shape, num_scales)
         if int(blocks_per_scale) != blocks_per_scale or blocks_per_scale < 1:
             raise ValueError(f"blocks_per_scale must be a positive integer, got "
@@ -111,11 +101,7 @@ class FFJORDImageFlow(ZooModel, keras.Model):
         self.activation, self.trace = activation, trace
         self.kinetic_weight, self.jacobian_weight = float(kinetic_weight), float(jacobian_weight)
         self.logit_alpha = check_alpha(logit_alpha)
-        self.t1, self.eval_seed, self.max_num_steps = float(t1), int(eval_seed), int(max_num_steps)
-        self.train_solver = dict(method=method, num_steps=num_steps, adjoint=adjoint)
-        self.eval_solver = dict(eval_method=eval_method, eval_rtol=eval_rtol,
-                                eval_atol=eval_atol, eval_num_steps=eval_num_steps)
-        self.dim = int(np.prod(self.image_shape))
+        self.t1, self.eval_seed = float(t1), int(eval_seed)
         self.fields = [FlatImageVectorField(shape, self.hidden_filters, activation,
                                             name=f"field_{scale}_{block}")
                        for scale, shape in enumerate(shapes)
@@ -126,26 +112,23 @@ class FFJORDImageFlow(ZooModel, keras.Model):
         self._trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "bits_per_dim", "kinetic", "jacobian")}
         self._nfe = EvaluationCount(name="nfe")
-        self._backward_nfe = None if adjoint is False else EvaluationCount(name="backward_nfe")
+        self._backward_nfe = (None if self.solver.adjoint is False
+                              else EvaluationCount(name="backward_nfe"))
         self._flows = {"train": self._multiscale(self._training_blocks()),
                        "eval": self._multiscale(self._evaluation_blocks())}
 
     def _training_blocks(self) -> list:
         """One regularized FFJORD per field with the training solver (fresh noise per solve)."""
-        return [FFJORD(field, trace=self.trace, t1=self.t1, max_num_steps=self.max_num_steps,
-                       regularize=True, stats_sink=self._nfe,
-                       backward_stats_sink=self._backward_nfe, **self.train_solver)
+        return [self.flow(field, self.solver, trace=self.trace, t1=self.t1, regularize=True,
+                          stats_sink=self._nfe, backward_stats_sink=self._backward_nfe)
                 for field in self.fields]
 
     def _evaluation_blocks(self) -> list:
         """One FFJORD per field with the evaluation solver; block i's trace noise is
         seeded with (eval_seed, i + 1)."""
-        solver = self.eval_solver
-        return [FFJORD(field, trace=self.trace, t1=self.t1, max_num_steps=self.max_num_steps,
-                       method=solver["eval_method"], rtol=solver["eval_rtol"],
-                       atol=solver["eval_atol"], num_steps=solver["eval_num_steps"],
-                       seed=tf.constant([self.eval_seed, i + 1], tf.int64),
-                       stats_sink=self._nfe)
+        return [self.flow(field, self.eval_solver, trace=self.trace, t1=self.t1,
+                          seed=tf.constant([self.eval_seed, i + 1], tf.int64),
+                          stats_sink=self._nfe)
                 for i, field in enumerate(self.fields)]
 
     def _multiscale(self, blocks: list) -> MultiscaleFlow:
@@ -168,25 +151,14 @@ class FFJORDImageFlow(ZooModel, keras.Model):
         Example:
             >>> import tensorflow as tf
             >>> model = FFJORDImageFlow(image_shape=(2, 2, 1), num_scales=1,
-            ...                         hidden_filters=(2,), eval_method="rk4", eval_num_steps=1)
+            ...                         hidden_filters=(2,),
+            ...                         eval_solver={"method": "rk4", "num_steps": 1})
             >>> model.log_prob(tf.fill((1, 2, 2, 1), 7.0)).dtype
             tf.float32
         """
-        images = self._check_images(images)
+        images = self.check_images(images)
         noise = tf.random.stateless_uniform(tf.shape(images), [self.eval_seed, 0])
         return self._log_prob(images, noise, training=False)[0]
-
-    def bits_per_dim(self, images: Any) -> tf.Tensor:
-        """−log P(x) / (D·ln 2) per image [N] (see `log_prob`).
-
-        Example:
-            >>> import tensorflow as tf
-            >>> model = FFJORDImageFlow(image_shape=(2, 2, 1), num_scales=1,
-            ...                         hidden_filters=(2,), eval_method="rk4", eval_num_steps=1)
-            >>> model.bits_per_dim(tf.zeros((5, 2, 2, 1))).shape
-            TensorShape([5])
-        """
-        return bits_per_dim(self.log_prob(images), self.dim)
 
     def sample(self, z: Any) -> tf.Tensor:
         """Images [N, H, W, C] (float32 integers 0–255) from base noise z [N, D]:
@@ -197,28 +169,16 @@ class FFJORDImageFlow(ZooModel, keras.Model):
         Example:
             >>> import tensorflow as tf
             >>> model = FFJORDImageFlow(image_shape=(2, 2, 1), num_scales=1,
-            ...                         hidden_filters=(2,), eval_method="rk4", eval_num_steps=1)
+            ...                         hidden_filters=(2,),
+            ...                         eval_solver={"method": "rk4", "num_steps": 1})
             >>> model.sample(tf.zeros((1, 4))).numpy().ravel().tolist()   # logit 0 -> u = 0.5
             [128.0, 128.0, 128.0, 128.0]
         """
-        z = tf.convert_to_tensor(z)
-        if not z.dtype.is_floating:
-            raise TypeError(f"sample expects float32 base noise z, got {z.dtype.name}.")
-        if z.shape.rank != 2 or z.shape[-1] != self.dim:
-            raise ValueError(f"sample expects base noise z of shape [N, {self.dim}] "
-                             f"(D = H·W·C of {self.image_shape}), got {z.shape}.")
-        z = tf.debugging.assert_all_finite(tf.cast(z, tf.float32),
-                                           "sample: z contains NaN or inf.")
-        y = self._flows["eval"].decode(z)
+        y = self._flows["eval"].decode(self.check_noise(z))
         return quantize(inverse_logit_transform(y, self.logit_alpha))
 
-    def output_tolerance(self, output: Optional[str] = None) -> Tuple[float, float]:
-        """Sampled images (`x`) are whole pixel values: round-off of the decoding solve
-        can move a pixel that sits at a rounding boundary by one level."""
-        return (0.0, 1.0) if output == "x" else super().output_tolerance(output)
-
     def train_step(self, data: Any) -> Dict[str, tf.Tensor]:
-        images = self._check_images(data[0] if isinstance(data, (tuple, list)) else data)
+        images = self.check_images(data[0] if isinstance(data, (tuple, list)) else data)
         noise = tf.random.uniform(tf.shape(images))
         with tf.GradientTape() as tape:
             log_prob, kinetic, jacobian = self._log_prob(images, noise, training=True)
@@ -229,7 +189,7 @@ class FFJORDImageFlow(ZooModel, keras.Model):
             loss=loss, bits_per_dim=bpd, kinetic=kinetic, jacobian=jacobian))
 
     def test_step(self, data: Any) -> Dict[str, tf.Tensor]:
-        images = data[0] if isinstance(data, (tuple, list)) else data
+        images = self.check_images(data[0] if isinstance(data, (tuple, list)) else data)
         self._trackers["bits_per_dim"].update_state(self.bits_per_dim(images))
         return {m.name: m.result() for m in (self._trackers["bits_per_dim"], self._nfe)}
 
@@ -245,51 +205,19 @@ class FFJORDImageFlow(ZooModel, keras.Model):
             latent, flow_log_det = result.output, result.log_det_jacobian
         else:
             latent, flow_log_det = flow.encode(y)
-        log_prob = (_standard_normal_log_prob(latent) + flow_log_det + logit_log_det
+        log_prob = (standard_normal_log_prob(latent) + flow_log_det + logit_log_det
                     + dequantize_log_det)
         if not training:
             return (log_prob,)
         return (log_prob, 0.5 * tf.reduce_mean(result.kinetic) / self.dim,
                 tf.reduce_mean(result.jacobian) / self.dim)
 
-    def _check_images(self, images: Any) -> tf.Tensor:
-        """Images as a float32 tensor, or a clear error for a wrong shape, dtype or values."""
-        images = tf.convert_to_tensor(images)
-        expected = f"[N, {', '.join(map(str, self.image_shape))}]"
-        if not images.dtype.is_floating:
-            raise TypeError(f"FFJORDImageFlow expects float32 raw pixels 0–255 of shape "
-                            f"{expected}, got {images.dtype.name}; cast with "
-                            "tf.cast(x, tf.float32).")
-        if images.shape.rank != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"FFJORDImageFlow expects images of shape {expected}, got "
-                             f"{images.shape}.")
-        images = tf.cast(images, tf.float32)
-        message = ("FFJORDImageFlow expects raw pixel values: integers 0–255 stored as "
-                   "float32 (images scaled to [0, 1] must be multiplied by 255 and rounded)")
-        if tf.executing_eagerly():
-            values = images.numpy()
-            if not np.all(np.isfinite(values)):
-                raise ValueError(f"{message}; got NaN or inf.")
-            if values.size and (values.min() < 0 or values.max() > 255
-                                or np.any(values != np.floor(values))):
-                raise ValueError(f"{message}; got values in [{values.min()}, {values.max()}] "
-                                 "or with fractions.")
-            return images
-        checks = [tf.debugging.assert_all_finite(images, f"{message}; got NaN or inf."),
-                  tf.debugging.Assert(
-                      tf.reduce_all((images >= 0) & (images <= 255)
-                                    & tf.equal(images, tf.floor(images))),
-                      [f"{message}; got values outside 0–255 or with fractions."])]
-        with tf.control_dependencies(checks):
-            return tf.identity(images)
-
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(image_shape=list(self.image_shape), num_scales=self.num_scales,
+        config.update(num_scales=self.num_scales,
                       blocks_per_scale=self.blocks_per_scale,
                       hidden_filters=list(self.hidden_filters), activation=self.activation,
                       trace=self.trace, kinetic_weight=self.kinetic_weight,
                       jacobian_weight=self.jacobian_weight, logit_alpha=self.logit_alpha,
-                      t1=self.t1, eval_seed=self.eval_seed, max_num_steps=self.max_num_steps,
-                      **self.train_solver, **self.eval_solver)
+                      t1=self.t1, eval_seed=self.eval_seed)
         return config

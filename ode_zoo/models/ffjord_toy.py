@@ -9,8 +9,8 @@ adjoint's backward solve.
 
 Example:
     >>> import tensorflow as tf
-    >>> model = FFJORDToyFlow(hidden_units=(8,), num_steps=2, eval_method="rk4",
-    ...                       eval_num_steps=2)
+    >>> model = FFJORDToyFlow(hidden_units=(8,), num_steps=2,
+    ...                       eval_solver={"method": "rk4", "num_steps": 2})
     >>> model.log_prob(tf.zeros((3, 2))).shape
     TensorShape([3])
     >>> model.sample(tf.random.stateless_normal((4, 2), seed=[0, 0])).shape
@@ -18,27 +18,21 @@ Example:
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 
-from ode_zoo.flows import FFJORD
+from ode_zoo.flows.gaussian import standard_normal_log_prob
 from ode_zoo.layers import DenseVectorField
 from ode_zoo.layers.ode_block import EvaluationCount
-from ode_zoo.models.base import ZooModel
+from ode_zoo.models.flow import FlowModel
 from ode_zoo.models.train_steps import minimize_and_record
-
-
-def _standard_normal_log_prob(z: tf.Tensor) -> tf.Tensor:
-    """log N(z; 0, I) per row of z [N, D]."""
-    dim = tf.cast(tf.shape(z)[-1], z.dtype)
-    return -0.5 * tf.reduce_sum(tf.square(z), axis=-1) - 0.5 * dim * math.log(2 * math.pi)
+from ode_zoo.solvers import Solver, SolverLike
 
 
 @keras.saving.register_keras_serializable(package="ode_zoo")
-class FFJORDToyFlow(ZooModel, keras.Model):
+class FFJORDToyFlow(FlowModel):
     """A continuous normalizing flow on 2-D points over a standard normal base.
 
     The flow maps base noise z (t = 0) to data x (t = 1) along a `DenseVectorField`:
@@ -49,32 +43,27 @@ class FFJORDToyFlow(ZooModel, keras.Model):
       trace: the FFJORD trace estimator ("exact" is cheap in 2-D).
       kinetic_weight, jacobian_weight: RNODE's λ_K and λ_J (default 0.01 each).
       t1: end time of the flow (starts at 0).
-      method, num_steps, adjoint: the training solver (fixed-step RK4, 8 steps,
-        adjoint gradients; False backpropagates through the steps).
-      eval_method, eval_rtol, eval_atol, eval_num_steps: the solver of `log_prob`,
-        `sample` and `evaluate` (dopri5 at 1e-5).
+      solver: the training `Solver` (fixed-step RK4, 8 steps, adjoint gradients);
+        its settings may also be given as keywords.
+      eval_solver: the `Solver` of `log_prob`, `sample` and `evaluate` (dopri5 at 1e-5).
 
     `fit` reports loss, nll (nats per point), kinetic and jacobian (batch means),
     nfe (evaluations of the training solve) and, with an adjoint, backward_nfe;
     `evaluate` reports nll and nfe under the evaluation solver.
     """
 
+    default_solver = Solver("rk4", num_steps=8, adjoint=True)
+
     def __init__(self, hidden_units: Sequence[int] = (64, 64, 64), activation: str = "tanh",
                  trace: str = "exact", kinetic_weight: float = 0.01,
-                 jacobian_weight: float = 0.01, t1: float = 1.0, method: str = "rk4",
-                 num_steps: Optional[int] = 8, adjoint: Union[bool, str] = True,
-                 eval_method: str = "dopri5",
-                 eval_rtol: float = 1e-5, eval_atol: float = 1e-5,
-                 eval_num_steps: Optional[int] = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 jacobian_weight: float = 0.01, t1: float = 1.0, solver: SolverLike = None,
+                 eval_solver: SolverLike = None, **kwargs: Any) -> None:
+        super().__init__(solver=solver, eval_solver=eval_solver, **kwargs)
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.activation = activation
         self.trace = trace
         self.kinetic_weight, self.jacobian_weight = float(kinetic_weight), float(jacobian_weight)
         self.t1 = float(t1)
-        self.train_solver = dict(method=method, num_steps=num_steps, adjoint=adjoint)
-        self.eval_solver = dict(eval_method=eval_method, eval_rtol=eval_rtol,
-                                eval_atol=eval_atol, eval_num_steps=eval_num_steps)
         self.field = DenseVectorField(self.hidden_units, activation=activation,
                                       name="vector_field")
         self.field.build((), (None, 2))
@@ -83,16 +72,18 @@ class FFJORDToyFlow(ZooModel, keras.Model):
                           for name in ("loss", "nll", "kinetic", "jacobian")}
         self.nfe_metric = EvaluationCount(name="nfe")
         self.backward_nfe_metric = (EvaluationCount(name="backward_nfe")
-                                    if adjoint is not False else None)
+                                    if self.solver.adjoint is not False else None)
         self._flows = {
-            "train": FFJORD(self.field, trace=trace, t1=self.t1, method=method,
-                            num_steps=num_steps, adjoint=adjoint, regularize=True,
-                            stats_sink=self.nfe_metric,
-                            backward_stats_sink=self.backward_nfe_metric),
-            "eval": FFJORD(self.field, trace=trace, t1=self.t1, method=eval_method,
-                           rtol=eval_rtol, atol=eval_atol, num_steps=eval_num_steps,
-                           stats_sink=self.nfe_metric),
+            "train": self.flow(self.field, self.solver, trace=trace, t1=self.t1,
+                               regularize=True, stats_sink=self.nfe_metric,
+                               backward_stats_sink=self.backward_nfe_metric),
+            "eval": self.flow(self.field, self.eval_solver, trace=trace, t1=self.t1,
+                              stats_sink=self.nfe_metric),
         }
+
+    @property
+    def event_shape(self) -> Tuple[int, ...]:
+        return (2,)
 
     @property
     def metrics(self) -> list:
@@ -111,10 +102,10 @@ class FFJORDToyFlow(ZooModel, keras.Model):
             TensorShape([2])
         """
         # A fresh tensor: the bijector cache must not return a solve from older weights.
-        x = tf.identity(tf.convert_to_tensor(x, tf.float32))
+        x = self.check_points(x)
         flow = self._flows["eval"]
         z = flow.inverse(x)
-        return _standard_normal_log_prob(z) + flow.inverse_log_det_jacobian(x, event_ndims=1)
+        return standard_normal_log_prob(z) + flow.inverse_log_det_jacobian(x, event_ndims=1)
 
     def sample(self, z: Any) -> tf.Tensor:
         """The points [N, 2] the flow makes of base noise z [N, 2] (evaluation solver).
@@ -125,15 +116,13 @@ class FFJORDToyFlow(ZooModel, keras.Model):
             >>> model.sample(tf.random.stateless_normal((3, 2), seed=[0, 1])).shape
             TensorShape([3, 2])
         """
-        z = tf.identity(tf.convert_to_tensor(z, tf.float32))   # fresh: see log_prob
-        return self._flows["eval"].forward(z)
+        return self._flows["eval"].forward(self.check_noise(z))   # fresh: see log_prob
 
     def train_step(self, data: Any) -> Dict[str, tf.Tensor]:
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = self.check_points(data[0] if isinstance(data, (tuple, list)) else data)
         with tf.GradientTape() as tape:
             result = self._flows["train"].inverse_with_regularizers(x)
-            nll = -tf.reduce_mean(_standard_normal_log_prob(result.output)
+            nll = -tf.reduce_mean(standard_normal_log_prob(result.output)
                                   + result.log_det_jacobian)
             kinetic = tf.reduce_mean(result.kinetic)
             jacobian = tf.reduce_mean(result.jacobian)
@@ -150,6 +139,5 @@ class FFJORDToyFlow(ZooModel, keras.Model):
         config = super().get_config()
         config.update(hidden_units=list(self.hidden_units), activation=self.activation,
                       trace=self.trace, kinetic_weight=self.kinetic_weight,
-                      jacobian_weight=self.jacobian_weight, t1=self.t1,
-                      **self.train_solver, **self.eval_solver)
+                      jacobian_weight=self.jacobian_weight, t1=self.t1)
         return config

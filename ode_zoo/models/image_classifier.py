@@ -1,7 +1,12 @@
-"""`ImageClassifier`: the frame the zoo's MNIST classifiers share — input checks,
-a downsampling conv stem (28 → 6), a continuous-depth body, a pooled linear head.
+"""`ImageClassifier`: the classifier family — the frame the zoo's MNIST
+classifiers share: input checks, a downsampling conv stem (28 → 6), a
+continuous-depth body, a pooled linear head; and what the zoo asks of a
+classifier: its serving endpoint `serving_default(images [None, H, W, C] raw
+pixels 0–255) -> {"probabilities", "logits"}`, cross-entropy and accuracy as
+compile defaults, the error rate as a derived metric, batches of (images, labels).
 
-Subclasses build their body in `__init__` and implement `body(h, training)`.
+Subclasses build their body in `__init__` and implement `body(h, training)` and
+`build_body(shape)` (create the body's weights for feature maps of that shape).
 
 Example:
     >>> import tensorflow as tf
@@ -11,12 +16,13 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Dict, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 
-from ode_zoo.models.base import ZooModel
+from ode_zoo.models.base import Endpoint, ZooModel, spec
+from ode_zoo.models.pixel_inputs import check_pixel_images
 
 
 class ImageClassifier(ZooModel, keras.Model):
@@ -49,20 +55,36 @@ class ImageClassifier(ZooModel, keras.Model):
                      keras.layers.GlobalAveragePooling2D(),
                      keras.layers.Dense(num_classes, name="logits")]
 
+    family: ClassVar[str] = "classifier"
+    labelled: ClassVar[bool] = True
+    headline_metrics: ClassVar[Tuple[str, ...]] = ("test_accuracy", "test_forward_nfe")
+
     def body(self, h: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The continuous-depth part, on the stem's feature maps."""
         raise NotImplementedError(f"{type(self).__name__} must implement body(h, training).")
 
+    def build_body(self, shape: Tuple) -> None:
+        """Create the body's weights for the stem's feature maps of `shape`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build_body(shape).")
+
+    def build(self, input_shape: Tuple) -> None:
+        """Create every weight from the shapes alone (nothing is solved)."""
+        shape = (None, *self.image_shape)
+        for layer in self.stem:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.build_body(shape)
+        for layer in self.head:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def build_variables(self) -> None:
+        if not self.built:
+            self.build((None, *self.image_shape))
+
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        name = type(self).__name__
-        if tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"{name} expects images of shape [N, "
-                             f"{', '.join(map(str, self.image_shape))}], got {images.shape}.")
-        if not images.dtype.is_floating:
-            raise TypeError(f"Images must be float32 raw pixel values 0–255, got "
-                            f"{images.dtype.name}; cast them with tf.cast(x, tf.float32).")
-        images = tf.debugging.assert_all_finite(
-            images, f"{name}: images contain NaN or inf; expected raw pixels 0–255.")
+        images = check_pixel_images(images, self.image_shape, type(self).__name__)
         h = tf.cast(images, self.compute_dtype) / 255.0
         for layer in self.stem:
             h = layer(h)
@@ -70,6 +92,20 @@ class ImageClassifier(ZooModel, keras.Model):
         for layer in self.head:
             h = layer(h)
         return h
+
+    def serving_endpoints(self) -> Dict[str, Endpoint]:
+        def classify(images: tf.Tensor) -> Dict[str, tf.Tensor]:
+            logits = self(images, training=False)
+            return {"probabilities": tf.nn.softmax(logits), "logits": logits}
+        return {"serving_default": Endpoint(spec("images", self.image_shape), classify)}
+
+    def compile_defaults(self) -> Dict[str, Any]:
+        return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+    def derived_metrics(self, metrics: Dict[str, float], split: str) -> Dict[str, float]:
+        """The error rate, 1 − accuracy."""
+        return {f"{split}_error": 1.0 - metrics[f"{split}_accuracy"]}
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -45,18 +45,20 @@ Example:
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from ode_zoo.flows.gaussian import standard_normal_log_prob
 from ode_zoo.layers.bayesian_mlp import BayesianMLP, check_activation, mlp_with_trace
-from ode_zoo.models.base import ZooModel
+from ode_zoo.models.sequence_model import SequenceModel
 from ode_zoo.models.ode2vae_networks import dense_network, image_decoder, image_encoder
 from ode_zoo.models.train_steps import minimize_and_record, record
-from ode_zoo.solvers import check_solver_options, odeint
+from ode_zoo.models.pixel_inputs import check_pixel_images
+from ode_zoo.solvers import Solver, SolverLike, odeint
+from ode_zoo.solvers.solver import solver_settings
 
 tfd = tfp.distributions
 METRICS = ("loss", "nll", "kl_z", "kl_w", "kl_enc", "mse")
@@ -86,13 +88,8 @@ def _check_args(data_shape: Tuple[int, ...], latent_dim: int, amortization_lengt
             raise ValueError(f"{name} must be positive, got {value}.")
 
 
-def _standard_normal_log_prob(z: tf.Tensor) -> tf.Tensor:
-    """log N(z; 0, I) summed over the last axis."""
-    return -0.5 * tf.reduce_sum(tf.square(z) + math.log(2 * math.pi), axis=-1)
-
-
 @keras.saving.register_keras_serializable(package="ode_zoo")
-class ODE2VAE(ZooModel, keras.Model):
+class ODE2VAE(SequenceModel):
     """Second-order latent ODE VAE with a Bayesian acceleration field.
 
     Args:
@@ -112,8 +109,9 @@ class ODE2VAE(ZooModel, keras.Model):
       track_density: integrate d log q/dt = −Tr(∂f_W/∂v) along the latent path.
       num_samples: Monte Carlo draws of (W, z_0) per batch in the loss.
       frame_interval: dt, the time between frames.
-      method, step_size, rtol, atol, max_num_steps: the solver (`ode_zoo.odeint`;
-        step_size None with an adaptive method for error control).
+      solver: the `Solver` of the latent ODE (default RK4 with step 0.05,
+        backpropagated; an adaptive method without a step size for error
+        control); its settings may also be given as keywords.
       seed: seed of the training noise (`keras.random.SeedGenerator`).
       **kwargs: `keras.Model` arguments.
 
@@ -124,6 +122,8 @@ class ODE2VAE(ZooModel, keras.Model):
     noise from one fixed seed, so it reproduces its numbers.
     """
 
+    default_solver = Solver("rk4", step_size=0.05)
+
     def __init__(self, data_shape: Sequence[int] = (28, 28, 1), latent_dim: int = 20,
                  amortization_length: int = 3, bnn_units: Sequence[int] = (50, 50),
                  bnn_activation: str = "relu", bnn_initial_variance: float = 1e-4,
@@ -131,15 +131,16 @@ class ODE2VAE(ZooModel, keras.Model):
                  coder_units: Sequence[int] = (30, 30), coder_activation: str = "tanh",
                  decoder_std: Optional[float] = None, gamma: float = 0.1,
                  bnn_kl_weight: Optional[float] = None, track_density: bool = True,
-                 num_samples: int = 1, frame_interval: float = 0.1, method: str = "rk4",
-                 step_size: Optional[float] = 0.05, rtol: float = 1e-5, atol: float = 1e-5,
-                 max_num_steps: int = 4096, seed: int = 0, **kwargs: Any) -> None:
+                 num_samples: int = 1, frame_interval: float = 0.1,
+                 solver: SolverLike = None, seed: int = 0, **kwargs: Any) -> None:
+        solver = Solver.resolve(solver, solver_settings(kwargs), self.default_solver)
         super().__init__(**kwargs)
+        if solver.adjoint is not False:
+            raise ValueError("ODE2VAE backpropagates through its solver: adjoint must be False.")
         data_shape = tuple(int(d) for d in data_shape)
         _check_args(data_shape, latent_dim, amortization_length, gamma, num_samples,
                     frame_interval, decoder_std, bnn_kl_weight)
         check_activation(bnn_activation)
-        check_solver_options(method, rtol, atol, step_size, None, False, max_num_steps)
         self.data_shape, self.latent_dim = data_shape, int(latent_dim)
         self.amortization_length = int(amortization_length)
         self.gamma, self.track_density = float(gamma), bool(track_density)
@@ -152,8 +153,7 @@ class ODE2VAE(ZooModel, keras.Model):
             bnn_initial_variance=float(bnn_initial_variance), encoder_filters=int(encoder_filters),
             decoder_filters=int(decoder_filters), kernel_size=int(kernel_size),
             coder_units=[int(u) for u in coder_units], coder_activation=coder_activation)
-        self.solver = dict(method=method, step_size=None if step_size is None else float(step_size),
-                           rtol=float(rtol), atol=float(atol), max_num_steps=int(max_num_steps))
+        self.solver = solver
         self._build_networks()
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="training_noise")
         self.built = True                       # every weight exists: the networks are built
@@ -204,33 +204,26 @@ class ODE2VAE(ZooModel, keras.Model):
     def _observations(self, sequences: Any) -> tf.Tensor:
         """Checked sequences [N, T, *data_shape] (float, finite, T >= m, pixels 0–255) as
         the likelihood's observations: images scaled to [0, 1], vectors as they are."""
-        x = tf.convert_to_tensor(sequences)
-        unit = "raw pixel values 0–255" if self.is_image else "values"
-        if not x.dtype.is_floating:
-            raise TypeError(f"ODE2VAE expects float sequences of {unit}, got {x.dtype.name}; "
-                            "cast them with tf.cast(x, tf.float32).")
-        dims = ", ".join(map(str, self.data_shape))
-        if x.shape.rank != 2 + len(self.data_shape) or tuple(x.shape[2:]) != self.data_shape:
-            raise ValueError(f"ODE2VAE expects sequences of shape [N, T, {dims}], got {x.shape}.")
         m = self.amortization_length
+        if self.is_image:
+            x = check_pixel_images(sequences, self.data_shape, "ODE2VAE", leading="N, T, ")
+        else:
+            x = tf.convert_to_tensor(sequences)
+            if not x.dtype.is_floating:
+                raise TypeError(f"ODE2VAE expects float sequences, got {x.dtype.name}; cast "
+                                "them with tf.cast(x, tf.float32).")
+            dims = ", ".join(map(str, self.data_shape))
+            if x.shape.rank != 3 or tuple(x.shape[2:]) != self.data_shape:
+                raise ValueError(f"ODE2VAE expects sequences of shape [N, T, {dims}], got "
+                                 f"{x.shape}.")
+            x = tf.debugging.assert_all_finite(x, "ODE2VAE: sequences contain NaN or inf.")
         if x.shape[1] is not None and x.shape[1] < m:
             raise ValueError(f"Sequences need at least amortization_length = {m} frames, got "
                              f"{x.shape[1]}.")
         x = tf.cast(x, self.compute_dtype)
-        checks = [
-            tf.debugging.assert_greater_equal(
+        with tf.control_dependencies([tf.debugging.assert_greater_equal(
                 tf.shape(x)[1], m,
-                message=f"ODE2VAE: sequences need at least amortization_length = {m} frames."),
-            tf.debugging.assert_all_finite(
-                x, f"ODE2VAE: sequences contain NaN or inf; expected {unit}."),
-        ]
-        if self.is_image:
-            checks += [tf.debugging.assert_greater_equal(
-                x, tf.cast(0.0, x.dtype), message="ODE2VAE: pixel values below 0; expected "
-                "raw pixel values 0–255."), tf.debugging.assert_less_equal(
-                x, tf.cast(255.0, x.dtype), message="ODE2VAE: pixel values above 255; "
-                "expected raw pixel values 0–255.")]
-        with tf.control_dependencies(checks):
+                message=f"ODE2VAE: sequences need at least amortization_length = {m} frames.")]):
             x = tf.identity(x)
         return x / 255.0 if self.is_image else x
 
@@ -271,7 +264,7 @@ class ODE2VAE(ZooModel, keras.Model):
 
         times = tf.range(num_frames, dtype=s0.dtype) * self.frame_interval
         state = (s0, v0, log_q0) if with_density else (s0, v0)
-        path = odeint(field, state, times, **self.solver)
+        path = odeint(field, state, times, self.solver)
         s, v = (tf.transpose(p, [1, 2, 0, 3]) for p in path[:2])
         return s, v, tf.transpose(path[2], [1, 2, 0]) if with_density else None
 
@@ -317,7 +310,7 @@ class ODE2VAE(ZooModel, keras.Model):
         if log_q is None:
             log_q = tf.repeat(log_q0[..., None], num_frames, axis=-1)
         decoded = self._decode(s)
-        log_prior = _standard_normal_log_prob(s) + _standard_normal_log_prob(v)   # [L, N, T]
+        log_prior = standard_normal_log_prob(s) + standard_normal_log_prob(v)   # [L, N, T]
         terms = {
             "nll": -tf.reduce_mean(self._log_likelihood(x, decoded)),
             "kl_z": tf.reduce_mean(tf.reduce_sum(log_q - log_prior, -1)),
@@ -388,5 +381,5 @@ class ODE2VAE(ZooModel, keras.Model):
                       gamma=self.gamma, bnn_kl_weight=self.bnn_kl_weight,
                       track_density=self.track_density, num_samples=self.num_samples,
                       frame_interval=self.frame_interval, seed=self.seed,
-                      **self.architecture, **self.solver)
+                      solver=self.solver.get_config(), **self.architecture)
         return config

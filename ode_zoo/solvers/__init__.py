@@ -2,9 +2,11 @@
 and adaptive Runge–Kutta methods and adjoint gradients."""
 from ode_zoo.solvers.errors import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
                                     Status, StepSizeTooSmallError)
-from ode_zoo.solvers.odeint import ADJOINT_MODES, check_solver_options, odeint
+from ode_zoo.solvers.odeint import odeint
+from ode_zoo.solvers.solver import ADJOINT_MODES, Solver, SolverLike
 from ode_zoo.solvers.stats import SolveStats, StatsRecorder
 from ode_zoo.solvers.tableaus import TABLEAUS
 
-__all__ = ["odeint", "check_solver_options", "ADJOINT_MODES", "SolveStats", "StatsRecorder", "Status", "TABLEAUS", "ODESolverError",
+__all__ = ["odeint", "Solver", "SolverLike", "ADJOINT_MODES", "SolveStats", "StatsRecorder",
+           "Status", "TABLEAUS", "ODESolverError",
            "MaxStepsExceededError", "StepSizeTooSmallError", "NonFiniteStateError"]

@@ -1,61 +1,52 @@
-"""The user's `func(t, y)` as a function of packed states with explicit
-parameters, the form the adjoint differentiates.
+"""The user's `func` as a function of packed states with explicit parameters,
+the form the adjoint differentiates.
 
-A Keras layer (anything with `stateless_call`) is evaluated functionally on its
-trainable variables' values, so gradients reach them as ordinary inputs of the
-solve; any other callable (function, `tf.Module`) reads its variables itself
-and the adjoint finds them through `tf.custom_gradient`'s `variables`.
+With `params` (a list of tensors) the field is `func(t, y, params)`: the
+parameters are ordinary inputs of the solve, so gradients reach them — also
+through the adjoint, under XLA and under a distribution strategy. Without,
+`func(t, y)` reads its variables itself and the adjoint finds them through
+`tf.custom_gradient`'s `variables` (a `tf.Module` or a function of
+`tf.Variable`s). Keras layers are given explicitly by the one adapter,
+`ode_zoo.layers.KerasField`.
 
 Example:
     >>> import tensorflow as tf
     >>> from ode_zoo.solvers.state import StatePacker
-    >>> field = VectorField(lambda t, y: -y, StatePacker(tf.ones([2])))
+    >>> field = VectorField(lambda t, y, p: -p[0] * y, StatePacker(tf.ones([2])),
+    ...                     [tf.constant(2.0)])
     >>> field(tf.constant(0.0), tf.ones([2]), field.params).numpy().tolist()
-    [-1.0, -1.0]
+    [-2.0, -2.0]
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List
+from typing import Callable, List, Optional, Sequence
 
 import tensorflow as tf
 
 from ode_zoo.solvers.state import StatePacker
 
 
-def is_stateless_layer(func: Any) -> bool:
-    """True for Keras layers (anything with `stateless_call`), evaluated functionally."""
-    return hasattr(func, "stateless_call") and hasattr(func, "trainable_variables")
-
-
 class VectorField:
     """`func` on packed states: `field(t, y_flat, params) -> dy_flat`.
 
     Attributes:
-      params: tensors the field is evaluated on explicitly (the trainable
-        variables' values of a Keras layer; empty for other callables).
+      params: the tensors the field is evaluated on explicitly (empty without).
     """
 
-    def __init__(self, func: Callable, packer: StatePacker):
+    def __init__(self, func: Callable, packer: StatePacker,
+                 params: Optional[Sequence[tf.Tensor]] = None):
         if not callable(func):
             raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}.")
         self._func = func
         self._packer = packer
         self._checked = False
-        self.params: List[tf.Tensor] = []
-        if is_stateless_layer(func):
-            if not func.built:
-                raise ValueError(
-                    f"The Keras layer {func.name!r} passed as func must be built before odeint "
-                    "is called: call it once on (t, y) or call its build() method.")
-            self.params = [v.value for v in func.trainable_variables]
-            self._non_trainable = [v.value for v in func.non_trainable_variables]
+        self._explicit = params is not None
+        self.params: List[tf.Tensor] = [tf.convert_to_tensor(p) for p in (params or [])]
 
-    def __call__(self, t: tf.Tensor, y: tf.Tensor, params: List[tf.Tensor]) -> tf.Tensor:
+    def __call__(self, t: tf.Tensor, y: tf.Tensor, params: Sequence[tf.Tensor]) -> tf.Tensor:
         state = self._packer.unpack(y)
-        if is_stateless_layer(self._func):
-            derivative, _ = self._func.stateless_call(list(params), self._non_trainable, t, state)
-        else:
-            derivative = self._func(t, state)
+        derivative = (self._func(t, state, list(params)) if self._explicit
+                      else self._func(t, state))
         if not self._checked:
             self._packer.check_derivative(derivative)
             self._checked = True

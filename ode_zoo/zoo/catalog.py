@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ode_zoo.zoo.configs import available_configs, load_config, zoo_dirs
+from ode_zoo.zoo.recipes import model_class
 
 
 def published_dir(name: str) -> Optional[Path]:
@@ -30,19 +31,23 @@ def published_metadata(name: str) -> Dict[str, Any]:
     return json.loads((directory / "metadata.json").read_text())
 
 
-def _headline(metrics: Dict[str, Any]) -> str:
-    numbers = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
-    return ", ".join(f"{k} {v:.4g}" for k, v in numbers[:2]) or "-"
+def _headline(metrics: Dict[str, Any], names: tuple) -> str:
+    """The model class's headline metrics (the first two numbers when it names none)."""
+    numbers = [(k, metrics[k]) for k in names if isinstance(metrics.get(k), (int, float))]
+    if not numbers:
+        numbers = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))][:2]
+    return ", ".join(f"{k} {v:.4g}" for k, v in numbers) or "-"
 
 
 def describe_all() -> List[str]:
     """One line per zoo model: name, family, published or not, headline metrics."""
     lines = []
     for name in available_configs():
-        config = load_config(name)
+        cls = model_class(load_config(name))
         metadata = published_metadata(name)
-        status = _headline(metadata.get("metrics", {})) if metadata else "not published yet"
-        lines.append(f"{name:28s} {config['family']:12s} {status}")
+        status = (_headline(metadata.get("metrics", {}), cls.headline_metrics) if metadata
+                  else "not published yet")
+        lines.append(f"{name:28s} {cls.family:12s} {status}")
     return lines
 
 
@@ -50,7 +55,8 @@ def describe(name: str) -> str:
     """Config, published metrics and training record of one zoo model."""
     config = load_config(name)
     metadata = published_metadata(config["name"])
-    parts = [f"{config['name']} ({config['family']}): {config.get('description', '')}",
+    parts = [f"{config['name']} ({model_class(config).family}): "
+             f"{config.get('description', '')}",
              f"model: {config['model']['class']} {json.dumps(config['model']['config'])}",
              f"data: {json.dumps(config['dataset'])}",
              f"training recipe: {json.dumps(config['training'])}",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 ALLOWED_KEYS = {
-    "": {"name", "family", "description", "model", "dataset", "training", "evaluation"},
+    "": {"name", "description", "model", "dataset", "training", "evaluation"},
     "model": {"class", "config"},
     # toy2d also names its `toy` set and each split's `sizes` and `seeds`; sequence
     # datasets may keep their first `frames`.
@@ -24,9 +24,10 @@ ALLOWED_KEYS = {
     "training": {"model_overrides", "epochs", "batch_size", "learning_rate", "lr_schedule",
                  "shift_pixels", "checkpoint_every", "seed", "monitor", "mode", "threads",
                  "passes_per_epoch", "frames_schedule"},
-    "evaluation": {"split", "batch_size", "model_overrides"},
+    # Image flows of MNIST may ask for the digit classifier's measures of their samples.
+    "evaluation": {"split", "batch_size", "model_overrides", "sample_quality"},
 }
-REQUIRED_KEYS = {"": {"name", "family", "model", "dataset", "training", "evaluation"},
+REQUIRED_KEYS = {"": {"name", "model", "dataset", "training", "evaluation"},
                  "model": {"class", "config"},
                  "dataset": {"name", "train_split", "validation_split", "test_split"}}
 

@@ -16,11 +16,12 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import keras
 
 from ode_zoo.zoo.recipes import evaluation_data
+from ode_zoo.zoo.sample_quality import model_sample_quality
 
 # Relative tolerance for "reproduces": deterministic CPU evaluation gives the
 # same counts; float summation order may move losses in the last digits.
@@ -29,11 +30,6 @@ REPRODUCE_RTOL = 1e-4
 # (name or `_`-suffix of a logged metric, its name in metadata), most specific first.
 SOLVER_COUNTS = (("backward_nfe", "backward_nfe"), ("nfe", "forward_nfe"),
                  ("forward_steps", "forward_steps"), ("backward_steps", "backward_steps"))
-
-# Metrics a family derives from the logged ones, e.g. a classifier's error rate.
-DERIVED_METRICS: Dict[str, Callable[[Dict[str, float], str], Dict[str, float]]] = {
-    "classifier": lambda metrics, split: {f"{split}_error": 1.0 - metrics[f"{split}_accuracy"]},
-}
 
 
 def solver_count_key(name: str) -> Optional[str]:
@@ -47,7 +43,10 @@ def solver_count_key(name: str) -> Optional[str]:
 
 def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[str] = None,
                    data_dir: Optional[str] = None, verbose: int = 1) -> Dict[str, float]:
-    """Metrics of `model` on the config's evaluation split, prefixed by the split name."""
+    """Metrics of `model` on the config's evaluation split, prefixed by the split name,
+    with those the model derives from them (`derived_metrics`, e.g. a classifier's error)
+    and, where the config's evaluation has `sample_quality` (MNIST image flows), the
+    digit classifier's measures of the model's samples (`model_sample_quality`)."""
     split = split or config["evaluation"].get("split", config["dataset"]["test_split"])
     results = model.evaluate(evaluation_data(config, split, data_dir), verbose=verbose,
                              return_dict=True)
@@ -60,8 +59,11 @@ def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[s
         key = solver_count_key(name)
         if key:
             metrics[f"{split}_{key}"] = float(value)
-    derived = DERIVED_METRICS.get(config["family"])
-    return {**metrics, **(derived(metrics, split) if derived else {})}
+    metrics.update(model.derived_metrics(metrics, split))
+    quality = config["evaluation"].get("sample_quality")
+    if quality:
+        metrics.update(model_sample_quality(model, quality, split, data_dir, verbose))
+    return metrics
 
 
 def compare_metrics(stored: Dict[str, Any], measured: Dict[str, float],

@@ -1,7 +1,10 @@
 """Presets: a model saved as a self-describing directory (the KerasHub layout).
 
     config.json        the zoo config the model came from (dataset, recipe, evaluation),
-                       with `model.config` set to the model's own constructor arguments
+                       with `model.config` set to the model's own constructor arguments;
+                       loading a published name reads this file, not zoo_configs/ (the
+                       weights were trained and measured with it; a test keeps the two
+                       from drifting)
     model.weights.h5   the weights
     metadata.json      provenance: what the caller passes (metrics with the command that
                        measured them, data, hardware, hours, epochs) plus the ode_zoo,
@@ -13,7 +16,7 @@ Example:
     >>> model = ode_zoo.load("odenet_mnist", load_weights=False, filters=8, groups=4,
     ...                      method="rk4", num_steps=1)
     >>> path = save_to_preset(model, tempfile.mkdtemp(), {"epochs": 0})
-    >>> load_preset(path, num_steps=2).architecture_config()["num_steps"]
+    >>> load_preset(path, num_steps=2).architecture_config()["solver"]["num_steps"]
     2
 """
 from __future__ import annotations
@@ -22,16 +25,17 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import keras
 import tensorflow as tf
 
-from ode_zoo import __version__, models
+from ode_zoo import __version__
+from ode_zoo.solvers.solver import SOLVER_SETTINGS, solver_settings
 from ode_zoo.zoo.configs import validate_config
-from ode_zoo.zoo.export import build
-from ode_zoo.zoo.recipes import build_model, compile_model
+from ode_zoo.zoo.recipes import build_model, compile_model, model_class
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -62,39 +66,58 @@ def save_to_preset(model: keras.Model, directory: Union[str, os.PathLike],
     """Write `model` (from `ode_zoo.load` or `recipes.build_model`) as a preset.
 
     `metadata` keys win over the ones added here (so a caller may give the date
-    its metrics were measured). Returns the preset directory.
+    its metrics were measured). The files are written into a temporary folder
+    beside `directory`, which then replaces it: a failure (a full disk) leaves
+    the old preset, or none, never half of one. Returns the preset directory.
     """
     config = getattr(model, "zoo_config", None)
     if config is None:
         raise ValueError(f"{type(model).__name__} has no zoo config to save; get zoo models "
                          "from ode_zoo.load(...) or ode_zoo.zoo.recipes.build_model(config).")
-    build(model)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config["model"] = {"class": type(model).__name__, "config": model.architecture_config()}
-    _write_json(directory / CONFIG_FILE, config)
-    # Saved from an uncompiled copy: a compiled model's save_weights adds optimizer state.
-    weights_only = build_model(config)
-    build(weights_only)
-    weights_only.set_weights(model.get_weights())
-    weights_only.save_weights(str(directory / WEIGHTS_FILE))
-    _write_json(directory / METADATA_FILE, {
-        "ode_zoo_version": __version__, "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__, "parameter_count": model.count_params(),
-        "date": datetime.date.today().isoformat(),
-        "weights_sha256": _sha256(directory / WEIGHTS_FILE), **(metadata or {})})
+    model.build_variables()
+    directory = Path(directory).resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".tmp-{directory.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        config["model"] = {"class": type(model).__name__, "config": model.architecture_config()}
+        _write_json(staging / CONFIG_FILE, config)
+        # Saved from an uncompiled copy: a compiled model's save_weights adds optimizer state.
+        weights_only = build_model(config)
+        weights_only.set_weights(model.get_weights())
+        weights_only.save_weights(str(staging / WEIGHTS_FILE))
+        _write_json(staging / METADATA_FILE, {
+            "ode_zoo_version": __version__, "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__, "parameter_count": model.count_params(),
+            "date": datetime.date.today().isoformat(),
+            "weights_sha256": _sha256(staging / WEIGHTS_FILE), **(metadata or {})})
+        if directory.exists():
+            # Other files of an existing preset (training history, serving exports) stay.
+            for path in staging.iterdir():
+                os.replace(path, directory / path.name)
+        else:
+            os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
 def _build_with_overrides(config: Dict[str, Any],
                           overrides: Optional[Dict[str, Any]]) -> keras.Model:
-    model_class = getattr(models, config["model"]["class"], None)
-    if overrides and model_class is not None:  # an unknown class is build_model's error
-        unknown = sorted(set(overrides) - set(model_class.config_keys()))
-        if unknown:
-            raise ValueError(f"Unknown override(s) {unknown} for {model_class.__name__}; "
-                             f"allowed keys are {model_class.config_keys()}.")
-    return build_model(config, overrides)
+    """The model with `overrides` of its constructor arguments; a model with a
+    `solver` also takes that solver's settings (`method="rk4", num_steps=2`), which
+    replace those of the config's solver."""
+    cls = model_class(config)
+    overrides = dict(overrides or {})
+    settings = solver_settings(overrides) if "solver" in cls.config_keys() else {}
+    unknown = sorted(set(overrides) - set(cls.config_keys()))
+    if unknown:
+        solver_keys = (f" and the solver's settings {sorted(SOLVER_SETTINGS)}"
+                       if "solver" in cls.config_keys() else "")
+        raise ValueError(f"Unknown override(s) {unknown} for {cls.__name__}; allowed keys "
+                         f"are {cls.config_keys()}{solver_keys}.")
+    return build_model(config, {**overrides, **settings})
 
 
 def _compile(model: keras.Model) -> keras.Model:
@@ -119,7 +142,6 @@ def _load_weights(model: keras.Model, directory: Path) -> None:
         raise ValueError(f"Weights file {path} does not match the SHA-256 recorded in "
                          f"{directory / METADATA_FILE} ({recorded}): it is corrupt or was "
                          "replaced; write presets with save_to_preset.")
-    build(model)
     try:
         model.load_weights(str(path))
     except (OSError, RuntimeError, KeyError, ValueError) as e:
@@ -132,8 +154,10 @@ def _load_weights(model: keras.Model, directory: Path) -> None:
 def load_preset(directory: Union[str, os.PathLike], load_weights: bool = True,
                 **overrides: Any) -> keras.Model:
     """The compiled model of a preset directory, with its weights unless
-    `load_weights=False`; `overrides` replace constructor arguments (e.g. the solver).
-    The preset's metadata.json becomes `model.zoo_metadata`."""
+    `load_weights=False`: the class named in its config.json from the Keras
+    registry, constructed from that config with `overrides` (e.g. the solver),
+    its weights created without solving anything, the weights file loaded, then
+    compiled. The preset's metadata.json becomes `model.zoo_metadata`."""
     directory = Path(directory)
     config = validate_config(_read_json(directory / CONFIG_FILE), str(directory / CONFIG_FILE))
     model = _build_with_overrides(config, overrides)

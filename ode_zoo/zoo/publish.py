@@ -14,68 +14,46 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import keras
 import numpy as np
 
+from ode_zoo.solvers import Solver
 from ode_zoo.training.trainer import BEST_WEIGHTS, HISTORY
 from ode_zoo.zoo.configs import load_config, zoo_dirs
 from ode_zoo.zoo.evaluate import evaluate_model, solver_count_key
-from ode_zoo.zoo.export import build, export
+from ode_zoo.zoo.export import export
 from ode_zoo.zoo.presets import save_to_preset
-from ode_zoo.zoo.recipes import build_model, compile_model, family_arrays, split_arrays
+from ode_zoo.zoo.recipes import batch_arrays, build_model, compile_model, split_arrays
 from ode_zoo.zoo.serving_checks import check_serving
 
 SERVING_CHECK_EXAMPLES = 16
 TRAINING_HISTORY = "training_history.json"   # the run's per-epoch metrics, kept with the preset
-# Solver options recorded in metadata: ODE solvers, and a DEQ's fixed-point tolerance.
-SOLVER_KEYS = ("method", "rtol", "atol", "step_size", "num_steps", "tol", "max_iter")
-EVALUATION_PREFIX = "eval_"        # a model with its own evaluation solver (eval_method, ...)
+# A fixed-point solver's settings, recorded for models without an ODE `Solver` (DEQs).
+FIXED_POINT_KEYS = ("method", "tol", "max_iter")
 PathLike = Union[str, os.PathLike]
-Requests = Dict[str, Mapping[str, np.ndarray]]
-
-
-def _classifier_requests(inputs: np.ndarray) -> Requests:
-    return {"serving_default": {"images": inputs}}
-
-
-def _flow_requests(inputs: np.ndarray) -> Requests:
-    noise = np.random.default_rng(0).standard_normal(
-        (len(inputs), int(np.prod(inputs.shape[1:])))).astype(np.float32)
-    return {"serving_default": {"x": inputs}, "log_prob": {"x": inputs},
-            "sample": {"z": noise}}
-
-
-def _sequence_requests(inputs: np.ndarray) -> Requests:
-    return {"serving_default": {"sequence": inputs}, "reconstruct": {"sequence": inputs}}
-
-
-# Family -> the requests of every endpoint, made from real test inputs.
-SERVING_REQUESTS: Dict[str, Callable[[np.ndarray], Requests]] = {
-    "classifier": _classifier_requests,
-    "flow": _flow_requests,
-    "sequence_vae": _sequence_requests,
-}
+Requests = Dict[str, Dict[str, np.ndarray]]
 
 
 def serving_inputs(model: keras.Model, data_dir: Optional[str] = None) -> Requests:
-    """Inputs for every endpoint of the model's family: real test examples
-    (classifier images, flow points `x`) and, for a flow's `sample`, seeded base noise."""
+    """Inputs for every endpoint of the model (`model.serving_inputs`), made from
+    real test examples (and, for a flow's `sample`, seeded base noise)."""
     config = model.zoo_config
-    if config["family"] not in SERVING_REQUESTS:
-        raise ValueError(f"No serving inputs for model family {config['family']!r}; "
-                         f"families with serving inputs are {sorted(SERVING_REQUESTS)}.")
     inputs, _ = split_arrays(config, config["dataset"]["test_split"], data_dir)
-    return SERVING_REQUESTS[config["family"]](
-        inputs[:SERVING_CHECK_EXAMPLES].astype(np.float32))
+    return model.serving_inputs(inputs[:SERVING_CHECK_EXAMPLES].astype(np.float32))
 
 
 def export_and_check(model: keras.Model, directory: PathLike, version: int = 1,
                      data_dir: Optional[str] = None) -> Path:
-    """Export for TF Serving and run every serving check on real examples."""
+    """Export for TF Serving and run every serving check on real examples; an export
+    that fails its checks is removed, so a retry may use the same version."""
     path = export(model, directory, version)
-    check_serving(path, model, serving_inputs(model, data_dir))
+    try:
+        check_serving(path, model, serving_inputs(model, data_dir))
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 
@@ -85,7 +63,7 @@ def training_evaluation_counts(config: Dict[str, Any], weights: PathLike,
     train_forward_steps, train_backward_steps: whichever the model logs), measured
     with the recipe's training solver on a real batch."""
     model = load_run_weights(config, weights, config["training"].get("model_overrides"))
-    arrays = family_arrays(config, config["dataset"]["train_split"], data_dir)
+    arrays = batch_arrays(config, config["dataset"]["train_split"], data_dir)
     batch = config["training"]["batch_size"]
     model.reset_metrics()
     inputs, *labels = [a[:batch] for a in arrays]
@@ -94,25 +72,32 @@ def training_evaluation_counts(config: Dict[str, Any], weights: PathLike,
             if solver_count_key(k)}
 
 
-def solver_settings(model_config: Dict[str, Any], evaluation: bool) -> Dict[str, Any]:
-    """The solver options in a model config. For `evaluation`: its `eval_`-prefixed
-    `SOLVER_KEYS` when it has any (a model with its own evaluation solver), else
-    the plain ones; for training: the plain ones and `adjoint`.
+def solver_record(model: keras.Model, evaluation: bool) -> Dict[str, Any]:
+    """The solver settings a model evaluates (`evaluation`) or trains with, as
+    metadata records them: its `eval_solver` for evaluation where it has one, else
+    its `solver` (an ODE `Solver`'s settings that shape the solve: an evaluation's
+    method, tolerances and grid; a training's method, grid or tolerances, and adjoint
+    mode; a step bound only where it is not the default), else a fixed-point
+    solver's settings.
 
     Example:
-        >>> config = {"method": "rk4", "num_steps": 8, "adjoint": True,
-        ...           "eval_method": "dopri5", "eval_rtol": 1e-5, "hidden_units": [64]}
-        >>> solver_settings(config, evaluation=True)
-        {'method': 'dopri5', 'rtol': 1e-05}
-        >>> solver_settings(config, evaluation=False)
-        {'method': 'rk4', 'num_steps': 8, 'adjoint': True}
+        >>> import ode_zoo
+        >>> model = ode_zoo.load("ffjord_toy_8gaussians", load_weights=False)
+        >>> solver_record(model, evaluation=True), solver_record(model, False)
+        ({'method': 'dopri5', 'rtol': 1e-05, 'atol': 1e-05}, {'method': 'rk4', 'num_steps': 4, 'adjoint': True})
     """
-    prefixed = {k: model_config[EVALUATION_PREFIX + k] for k in SOLVER_KEYS
-                if EVALUATION_PREFIX + k in model_config}
-    if evaluation and prefixed:
-        return prefixed
-    keys = SOLVER_KEYS if evaluation else SOLVER_KEYS + ("adjoint",)
-    return {k: model_config[k] for k in keys if k in model_config}
+    config = model.get_config()
+    solver = config.get("eval_solver") if evaluation else None
+    solver = solver or config.get("solver")
+    if solver is None:
+        return {k: config[k] for k in FIXED_POINT_KEYS if k in config}
+    settings = Solver.from_config(solver)
+    unused = {"max_num_steps"} if settings.max_num_steps == Solver.max_num_steps else set()
+    if evaluation:
+        unused |= {"adjoint", "adjoint_rtol", "adjoint_atol"}
+    elif not settings.adaptive:
+        unused |= {"rtol", "atol"}
+    return {k: v for k, v in solver.items() if k not in unused}
 
 
 def load_run_weights(config: Dict[str, Any], weights: PathLike,
@@ -120,7 +105,6 @@ def load_run_weights(config: Dict[str, Any], weights: PathLike,
     """The config's model with a training run's weights, then compiled (loading
     before compiling skips the run's optimizer state in the weights file)."""
     model = build_model(config, overrides)
-    build(model)
     model.load_weights(str(weights))
     compile_model(model, config)
     return model
@@ -148,8 +132,7 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
     metadata = {
         "metrics": metrics,
         "metrics_command": f"ode-zoo eval {name}",
-        "evaluation": {**config["evaluation"],
-                       "solver": solver_settings(config["model"]["config"], evaluation=True)},
+        "evaluation": {**config["evaluation"], "solver": solver_record(model, evaluation=True)},
         "data": config["dataset"],
         "training": {
             "command": f"ode-zoo train {name} --resume --publish",
@@ -159,8 +142,8 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
             "wall_clock_hours": round(record["train_seconds"] / 3600, 3),
             "hardware": record["hardware"],
             **{k: training[k] for k in ("threads",) if k in training},
-            "solver": solver_settings({**config["model"]["config"],
-                                       **training.get("model_overrides", {})}, evaluation=False),
+            "solver": solver_record(build_model(config, training.get("model_overrides")),
+                                    evaluation=False),
             **training_evaluation_counts(config, weights, data_dir),
         },
     }

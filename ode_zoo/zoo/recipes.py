@@ -1,23 +1,23 @@
-"""From a zoo config to the objects a run needs: the model (with solver
-overrides), its compilation, and the data of each split.
+"""From a zoo config to the objects a run needs: the model (with overrides of
+its constructor arguments), its compilation, and the data of each split.
 
-Two tables decide the rest. `DATASETS` (by `dataset.name`) says where a split's
-arrays come from and the shape of one example: "mnist" (raw-pixel images 0–255
-and labels), "toy2d" (2-D points of `ode_zoo.datasets.toy2d`, no labels; the
-config names the `toy` set and each split's `sizes` and `seeds`), "rotating_mnist"
-and "mocap" (sequences [N, T, ...] of `ode_zoo.datasets`, no labels; an optional
-`frames` keeps the first ones of every split). `FAMILIES` (by
-`family`) says what the model is compiled with and what its batches hold:
-"classifier" trains on (images, labels) with cross-entropy; "flow" and
-"sequence_vae" on inputs only, their own `train_step` computing the loss.
+The config's `model.class` names a model class registered with Keras (package
+"ode_zoo"); the class is the model's family and says the rest — what `compile`
+gets besides the optimizer (`compile_defaults()`) and whether its batches hold
+labels (`labelled`). The one table left is `DATASETS` (by `dataset.name`): where
+a split's arrays come from and the shape of one example: "mnist" (raw-pixel
+images 0–255 and labels), "toy2d" (2-D points of `ode_zoo.datasets.toy2d`, no
+labels; the config names the `toy` set and each split's `sizes` and `seeds`),
+"rotating_mnist" and "mocap" (sequences [N, T, ...] of `ode_zoo.datasets`, no
+labels; an optional `frames` keeps the first ones of every split).
 
 Example:
     >>> from ode_zoo.zoo.configs import load_config
     >>> model = build_model(load_config("odenet_mnist"), {"method": "rk4", "num_steps": 1})
-    >>> model.ode_block.method
+    >>> model.ode_block.solver.method
     'rk4'
     >>> config = load_config("ffjord_toy_8gaussians")
-    >>> [a.shape for a in family_arrays(config, "validation")], example_shape(config)
+    >>> [a.shape for a in batch_arrays(config, "validation")], example_shape(config)
     ([(2000, 2)], (2,))
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ode_zoo import models
+from ode_zoo import models  # noqa: F401  (registers the zoo's model classes with Keras)
 from ode_zoo.datasets import (classification_dataset, inputs_dataset, load_mnist, load_mocap,
                               load_rotating_mnist, sample_toy)
 
@@ -80,27 +80,6 @@ DATASETS: Dict[str, DatasetSource] = {
 }
 
 
-class Family(NamedTuple):
-    """What a model family needs: whether its batches hold labels, the batch
-    pipeline `batches(*arrays, batch_size, **order)` (order: shuffle_seed, epoch,
-    shift_pixels, skip_batches, drop_remainder) and the `compile` arguments
-    beside the optimizer."""
-    labelled: bool
-    batches: Callable[..., tf.data.Dataset]
-    compile_args: Callable[[], Dict[str, Any]]
-
-
-FAMILIES: Dict[str, Family] = {
-    "classifier": Family(
-        labelled=True, batches=classification_dataset,
-        compile_args=lambda: dict(
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])),
-    "flow": Family(labelled=False, batches=inputs_dataset, compile_args=dict),
-    "sequence_vae": Family(labelled=False, batches=inputs_dataset, compile_args=dict),
-}
-
-
 def _lookup(table: Dict[str, Any], key: str, what: str, config: Dict[str, Any]) -> Any:
     if key not in table:
         raise ValueError(f"Unknown {what} {key!r} in zoo config {config['name']!r}; "
@@ -108,9 +87,16 @@ def _lookup(table: Dict[str, Any], key: str, what: str, config: Dict[str, Any]) 
     return table[key]
 
 
-def family(config: Dict[str, Any]) -> Family:
-    """The `Family` of a config (ValueError listing the known families)."""
-    return _lookup(FAMILIES, config["family"], "family", config)
+def model_class(config: Dict[str, Any]) -> type:
+    """The model class a config names, from the Keras registry (ValueError listing
+    the zoo's classes for an unknown name)."""
+    name = config["model"]["class"]
+    registered = keras.saving.get_registered_object(
+        name if ">" in name else f"ode_zoo>{name}")
+    if registered is None:
+        raise ValueError(f"Unknown model class {name!r} in zoo config {config['name']!r}; "
+                         f"available classes are {sorted(models.__all__)}.")
+    return registered
 
 
 def example_shape(config: Dict[str, Any]) -> Tuple[int, ...]:
@@ -119,19 +105,17 @@ def example_shape(config: Dict[str, Any]) -> Tuple[int, ...]:
 
 
 def build_model(config: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None):
-    """The config's model class built from its config plus `overrides`."""
-    name = config["model"]["class"]
-    if not hasattr(models, name):
-        raise ValueError(f"Unknown model class {name!r} in zoo config {config['name']!r}; "
-                         f"available classes are {sorted(models.__all__)}.")
-    model = getattr(models, name)(**{**config["model"]["config"], **(overrides or {})})
+    """The config's model class built from its config plus `overrides`: its own
+    weights exist afterwards (`build_variables`), and no ODE has been solved."""
+    model = model_class(config).from_config({**config["model"]["config"], **(overrides or {})})
     model.zoo_config = config
+    model.build_variables()
     return model
 
 
 def compile_model(model: keras.Model, config: Dict[str, Any],
                   steps_per_epoch: Optional[int] = None) -> None:
-    """Compile with the config's optimizer and its family's loss and metrics.
+    """Compile with the config's optimizer and the model's `compile_defaults()`.
 
     The recipe's learning-rate schedule spans a whole training run, so it is used
     only when `steps_per_epoch` gives that run's length; otherwise (evaluation,
@@ -142,8 +126,7 @@ def compile_model(model: keras.Model, config: Dict[str, Any],
     if training.get("lr_schedule") == "cosine" and steps_per_epoch is not None:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=max(1, training["epochs"] * steps_per_epoch))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  **family(config).compile_args())
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), **model.compile_defaults())
 
 
 def split_arrays(config: Dict[str, Any], split: str, data_dir: Optional[str] = None
@@ -154,16 +137,23 @@ def split_arrays(config: Dict[str, Any], split: str, data_dir: Optional[str] = N
     return source.arrays(config["dataset"], split, data_dir)
 
 
-def family_arrays(config: Dict[str, Any], split: str, data_dir: Optional[str] = None) -> Arrays:
-    """The arrays a batch of the config's family holds: (inputs, labels) for
-    classifiers, (inputs,) for flows."""
+def batch_arrays(config: Dict[str, Any], split: str, data_dir: Optional[str] = None) -> Arrays:
+    """The arrays a batch of the config's model holds: (inputs, labels) for a
+    `labelled` model class (classifiers), (inputs,) for the others."""
     inputs, labels = split_arrays(config, split, data_dir)
-    if not family(config).labelled:
+    cls = model_class(config)
+    if not cls.labelled:
         return (inputs,)
     if labels is None:
-        raise ValueError(f"Family {config['family']!r} needs labels; dataset "
+        raise ValueError(f"{cls.__name__} trains on labelled examples; dataset "
                          f"{config['dataset']['name']!r} has none.")
     return inputs, labels
+
+
+def batches(config: Dict[str, Any]) -> Callable[..., tf.data.Dataset]:
+    """The batch pipeline of the config's model: labelled examples (with the recipe's
+    pixel shifts) or inputs only."""
+    return classification_dataset if model_class(config).labelled else inputs_dataset
 
 
 def training_frames(training: Dict[str, Any], epoch: int) -> Optional[int]:
@@ -192,20 +182,20 @@ def training_data(config: Dict[str, Any], data_dir: Optional[str] = None
     with a `frames_schedule` its sequences are cut as `training_frames` says.
     """
     training = config["training"]
-    batches = family(config).batches
-    arrays = family_arrays(config, config["dataset"]["train_split"], data_dir)
+    pipeline = batches(config)
+    arrays = batch_arrays(config, config["dataset"]["train_split"], data_dir)
     batch_size, passes = training["batch_size"], training.get("passes_per_epoch", 1)
     per_pass = len(arrays[0]) // batch_size
     if per_pass < 1 or passes < 1:
         raise ValueError(f"Zoo config {config['name']!r}: batch_size {batch_size} and "
                          f"passes_per_epoch {passes} leave no training step for "
                          f"{len(arrays[0])} training examples.")
-    if "frames_schedule" in training and family(config).labelled:
+    if "frames_schedule" in training and model_class(config).labelled:
         raise ValueError(f"Zoo config {config['name']!r}: frames_schedule cuts sequences; "
-                         f"family {config['family']!r} trains on labelled examples.")
+                         f"{config['model']['class']} trains on labelled examples.")
 
     def train_dataset(epoch: int, skip: int) -> tf.data.Dataset:
-        parts = [batches(*arrays, batch_size, shuffle_seed=training.get("seed", 0),
+        parts = [pipeline(*arrays, batch_size, shuffle_seed=training.get("seed", 0),
                          epoch=epoch * passes + p, shift_pixels=training.get("shift_pixels", 0),
                          skip_batches=max(0, skip - p * per_pass), drop_remainder=True)
                  for p in range(skip // per_pass, passes)]
@@ -213,8 +203,8 @@ def training_data(config: Dict[str, Any], data_dir: Optional[str] = None
         frames = training_frames(training, epoch)
         return ds if frames is None else ds.map(lambda x: x[:, :frames])
 
-    validation = batches(*family_arrays(config, config["dataset"]["validation_split"], data_dir),
-                         config["evaluation"].get("batch_size", 500))
+    validation = pipeline(*batch_arrays(config, config["dataset"]["validation_split"], data_dir),
+                          config["evaluation"].get("batch_size", 500))
     return train_dataset, passes * per_pass, validation
 
 
@@ -222,5 +212,5 @@ def evaluation_data(config: Dict[str, Any], split: Optional[str] = None,
                     data_dir: Optional[str] = None) -> tf.data.Dataset:
     """Batches of the evaluation split (the test split unless `split` is given)."""
     split = split or config["evaluation"].get("split", config["dataset"]["test_split"])
-    return family(config).batches(*family_arrays(config, split, data_dir),
-                                  config["evaluation"].get("batch_size", 500))
+    return batches(config)(*batch_arrays(config, split, data_dir),
+                           config["evaluation"].get("batch_size", 500))

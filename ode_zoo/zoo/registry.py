@@ -9,8 +9,12 @@ Example:
     >>> "odenet_mnist" in ode_zoo.list_models()
     True
     >>> model = ode_zoo.load("odenet_mnist", load_weights=False, method="rk4", num_steps=2)
-    >>> model.architecture_config()["method"]
+    >>> model.solver.method
     'rk4'
+
+Which config: a published name loads its preset (`saved_models/<name>/config.json`,
+what its weights were trained and measured with); an unpublished one builds from
+`zoo_configs/<name>.json`. tests/test_presets.py keeps the two from drifting.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ def load(name_or_path: Union[str, os.PathLike], load_weights: bool = True,
       name_or_path: a zoo name (see `list_models()`) or a preset directory
         (written by `save_to_preset`). A zoo name wins over a same-named folder.
       load_weights: False gives the untrained model.
-      **overrides: constructor arguments to replace, e.g. `method="rk4", num_steps=2`.
+      **overrides: constructor arguments to replace (e.g. `eval_solver={...}`) and,
+        for a model with a `solver`, that solver's settings (`method="rk4", num_steps=2`).
     """
     name = str(name_or_path)
     if name in available_configs():

@@ -193,26 +193,20 @@ def compare_outputs(expected: Arrays, actual: Arrays, source: str,
 
 def random_inputs(model: keras.Model, batch_size: int = 4, seed: int = 0,
                   free_length: int = 5) -> Dict[str, Dict[str, np.ndarray]]:
-    """Inputs for every endpoint of `model`'s family: integer raw pixels 0–255 (what
-    image and sequence endpoints take), and standard normal draws for a flow's base
-    noise `z`; a dimension left free after the batch (a sequence's frames) gets
-    `free_length`."""
-    rng = np.random.default_rng(seed)
-
-    def draw(key: str, spec) -> np.ndarray:
-        shape = (batch_size, *[free_length if d is None else d for d in spec.shape[1:]])
-        values = rng.standard_normal(shape) if key == "z" else rng.integers(0, 256, shape)
-        return values.astype(spec.dtype.as_numpy_dtype)
-
-    return {name: {key: draw(key, spec) for key, spec in endpoint.inputs(model).items()}
-            for name, endpoint in endpoints(model).items()}
+    """Inputs for every endpoint of `model` from random examples of what it takes
+    (`model.random_examples`: raw pixels 0–255 for image and sequence models,
+    standard normal points for 2-D flows; a dimension left free after the batch,
+    a sequence's frames, gets `free_length`), made into each endpoint's inputs by
+    `model.serving_inputs`."""
+    examples = model.random_examples(batch_size, seed, free_length)
+    return model.serving_inputs(examples, seed)
 
 
 def check_serving(version_dir: PathLike, model: keras.Model,
                   inputs: Optional[Mapping[str, Arrays]] = None,
                   rtol: Optional[float] = None, atol: Optional[float] = None) -> None:
     """All checks on an export of `model`. `inputs` maps every endpoint of the
-    model's family to its input arrays (default: `random_inputs(model)`); raises
+    model to its input arrays (default: `random_inputs(model)`); raises
     ServingCheckError on any failure. Outputs must agree to `rtol`/`atol`
     (default: the model's `output_tolerance(output)`, e.g. an iterative solver's)."""
     def tolerance(key: str) -> Tuple[float, float]:

@@ -1,0 +1,192 @@
+"""The flow family: `FlowModel` (densities of points) and `ImageFlowModel`
+(densities of 8-bit images), the base classes of the zoo's normalizing flows.
+
+A flow has `log_prob(x)` (nats) and `sample(z)` (base noise z ~ N(0, I) of
+D = prod(event_shape) values to data), an evaluation `Solver` that both use, and
+— when it is trained by maximum likelihood — a training `Solver`. Its serving
+endpoints: `log_prob(x [None, *event_shape]) -> {"log_prob"}` (also
+`serving_default`) and `sample(z [None, D]) -> {"x"}`; image flows take raw
+pixels 0–255 as `x`, sample raw pixels, and their `log_prob` also returns
+`bits_per_dim`. `FlowModel.flow(field, solver, ...)` is the one place the
+family turns a Keras field into an `FFJORD` bijector.
+
+Example:
+    >>> import ode_zoo
+    >>> model = ode_zoo.load("ffjord_toy_8gaussians", load_weights=False)
+    >>> sorted(model.serving_endpoints()), model.eval_solver.method
+    (['log_prob', 'sample', 'serving_default'], 'dopri5')
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ode_zoo.flows import FFJORD
+from ode_zoo.flows.dequantization import bits_per_dim
+from ode_zoo.layers.keras_field import KerasField
+from ode_zoo.models.base import Endpoint, Requests, ZooModel, spec
+from ode_zoo.models.pixel_inputs import check_pixel_images
+from ode_zoo.solvers import Solver, SolverLike
+from ode_zoo.solvers.solver import solver_settings
+
+# FFJORD's and RNODE's evaluation protocol: dopri5 at rtol = atol = 1e-5.
+EVAL_SOLVER = Solver("dopri5", rtol=1e-5, atol=1e-5)
+
+
+class FlowModel(ZooModel, keras.Model):
+    """Base of the flow family.
+
+    Subclasses set `event_shape` and implement `log_prob(x)` and `sample(z)`.
+
+    Args:
+      solver: the training `Solver` (flows trained by maximum likelihood), or None
+        for flows that train without solving; its settings may also be given as
+        keywords (`method="rk4", num_steps=2`).
+      eval_solver: the `Solver` of `log_prob`, `sample` and `evaluate`.
+    """
+
+    family: ClassVar[str] = "flow"
+    headline_metrics: ClassVar[Tuple[str, ...]] = ("test_nll", "test_forward_nfe")
+    picture: ClassVar[Optional[str]] = "density"
+    default_solver: ClassVar[Optional[Solver]] = None
+
+    def __init__(self, solver: SolverLike = None, eval_solver: SolverLike = None,
+                 **kwargs: Any) -> None:
+        settings = solver_settings(kwargs)
+        super().__init__(**kwargs)
+        if self.default_solver is None and (solver is not None or settings):
+            raise ValueError(f"{type(self).__name__} trains without solving an ODE: it takes "
+                             "an eval_solver only.")
+        self.solver = (None if self.default_solver is None
+                       else Solver.resolve(solver, settings, self.default_solver))
+        self.eval_solver = Solver.of(eval_solver, EVAL_SOLVER)
+
+    @property
+    def event_shape(self) -> Tuple[int, ...]:
+        """The shape of one data point."""
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        """D: the number of values of one data point (and of its base noise)."""
+        return int(np.prod(self.event_shape))
+
+    def flow(self, field: keras.layers.Layer, solver: Solver, **options: Any) -> FFJORD:
+        """The `FFJORD` bijector of a Keras `field` with `solver`, its weights explicit."""
+        adapter = KerasField(field)
+        return FFJORD(adapter, params=adapter.parameters, solver=solver, **options)
+
+    def log_prob(self, x: Any) -> tf.Tensor:
+        raise NotImplementedError
+
+    def sample(self, z: Any) -> tf.Tensor:
+        raise NotImplementedError
+
+    def check_points(self, x: Any) -> tf.Tensor:
+        """Points x as float32 [N, *event_shape], or a clear error (dtype, shape, NaN)."""
+        x = tf.convert_to_tensor(x)
+        expected = f"[N, {', '.join(map(str, self.event_shape))}]"
+        if not x.dtype.is_floating:
+            raise TypeError(f"{type(self).__name__} expects float32 points of shape "
+                            f"{expected}, got {x.dtype.name}.")
+        if x.shape.rank != 1 + len(self.event_shape) or tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(f"{type(self).__name__} expects points of shape {expected}, got "
+                             f"{x.shape}.")
+        return tf.debugging.assert_all_finite(tf.identity(tf.cast(x, tf.float32)),
+                                              f"{type(self).__name__}: x contains NaN or inf.")
+
+    def check_noise(self, z: Any) -> tf.Tensor:
+        """Base noise z as float32 [N, D], or a clear error (dtype, shape, NaN)."""
+        z = tf.convert_to_tensor(z)
+        if not z.dtype.is_floating:
+            raise TypeError(f"sample expects float32 base noise z, got {z.dtype.name}.")
+        if z.shape.rank != 2 or z.shape[-1] != self.dim:
+            raise ValueError(f"sample expects base noise z of shape [N, {self.dim}] (D values "
+                             f"of an example of shape {list(self.event_shape)}), got {z.shape}.")
+        return tf.debugging.assert_all_finite(tf.identity(tf.cast(z, tf.float32)),
+                                              "sample: z contains NaN or inf.")
+
+    def _log_prob_outputs(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
+        return {"log_prob": self.log_prob(x)}
+
+    def serving_endpoints(self) -> Dict[str, Endpoint]:
+        def log_prob(x: tf.Tensor) -> Dict[str, tf.Tensor]:
+            return self._log_prob_outputs(x)
+
+        def sample(z: tf.Tensor) -> Dict[str, tf.Tensor]:
+            return {"x": self.sample(z)}
+
+        points = spec("x", self.event_shape)
+        return {"serving_default": Endpoint(points, log_prob),
+                "log_prob": Endpoint(points, log_prob),
+                "sample": Endpoint(spec("z", (self.dim,)), sample)}
+
+    def random_examples(self, batch_size: int = 4, seed: int = 0,
+                        free_length: int = 5) -> np.ndarray:
+        """Standard normal points."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((batch_size, *self.event_shape)).astype(np.float32)
+
+    def serving_inputs(self, examples: np.ndarray, seed: int = 0) -> Requests:
+        """Examples as `x` of log_prob, and seeded standard normal `z` for sample."""
+        noise = np.random.default_rng(seed).standard_normal(
+            (len(examples), self.dim)).astype(np.float32)
+        return {"serving_default": {"x": examples}, "log_prob": {"x": examples},
+                "sample": {"z": noise}}
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["eval_solver"] = self.eval_solver.get_config()
+        if self.solver is not None:
+            config["solver"] = self.solver.get_config()
+        return config
+
+
+class ImageFlowModel(FlowModel):
+    """Base of flows of 8-bit images [N, H, W, C] given as raw pixels 0–255: their
+    `log_prob` endpoint also returns `bits_per_dim`, inputs are checked by
+    `check_pixel_images`, and samples are raw pixels."""
+
+    headline_metrics: ClassVar[Tuple[str, ...]] = ("test_bits_per_dim", "test_forward_nfe")
+    picture: ClassVar[Optional[str]] = "image_grid"
+
+    def __init__(self, image_shape: Sequence[int] = (28, 28, 1), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        if len(self.image_shape) != 3:
+            raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)}.")
+
+    @property
+    def event_shape(self) -> Tuple[int, ...]:
+        return self.image_shape
+
+    def check_images(self, images: Any) -> tf.Tensor:
+        """Raw pixels 0–255 (integers, float32) of shape [N, H, W, C], or a clear error."""
+        return check_pixel_images(images, self.image_shape, type(self).__name__, integers=True)
+
+    def bits_per_dim(self, images: Any) -> tf.Tensor:
+        """−log P(x) / (D·ln 2) per image [N] (see `log_prob`)."""
+        return bits_per_dim(self.log_prob(images), self.dim)
+
+    def _log_prob_outputs(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
+        values = self.log_prob(x)
+        return {"log_prob": values, "bits_per_dim": bits_per_dim(values, self.dim)}
+
+    def random_examples(self, batch_size: int = 4, seed: int = 0,
+                        free_length: int = 5) -> np.ndarray:
+        """Integer raw pixels 0–255."""
+        shape = (batch_size, *self.image_shape)
+        return np.random.default_rng(seed).integers(0, 256, shape).astype(np.float32)
+
+    def output_tolerance(self, output: Optional[str] = None) -> Tuple[float, float]:
+        """Sampled images (`x`) are whole pixel values: round-off of the decoding solve
+        can move a pixel that sits at a rounding boundary by one level."""
+        return (0.0, 1.0) if output == "x" else super().output_tolerance(output)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["image_shape"] = list(self.image_shape)
+        return config
