@@ -24,7 +24,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from common import child_peak_growth, report_peak_growth, setup_threads, timed  # noqa: E402
 

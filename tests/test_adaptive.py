@@ -1,5 +1,6 @@
 """Adaptive solves meet their tolerance on problems with known solutions, in
-both directions of time, on nested states, with output times between steps."""
+both directions of time, on nested states, with output times between steps; an
+empty state (a batch of no examples) solves to an empty solution."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -118,3 +119,13 @@ def test_stats_count_evaluations():
 def test_single_output_time_returns_y0():
     ys = odeint(lambda t, y: -y, tf.constant([3.0]), tf.constant([1.0]))
     np.testing.assert_allclose(ys.numpy(), [[3.0]])
+
+
+@pytest.mark.parametrize("method", ADAPTIVE)
+@pytest.mark.parametrize("graph", [False, True])
+def test_an_empty_state_solves_to_an_empty_solution(method, graph):
+    # The RMS error norm of no entries was NaN: a false "NaN or inf" error.
+    solve = lambda y0: odeint(lambda t, y: -y, y0, [0.0, 0.5, 1.0], method=method,  # noqa: E731
+                              return_stats=True)
+    ys, stats = (tf.function(solve) if graph else solve)(tf.zeros([0, 3]))
+    assert ys.shape == (3, 0, 3) and int(stats.status) == 0

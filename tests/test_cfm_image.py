@@ -327,6 +327,25 @@ def test_sample_of_the_zero_field_quantizes_base_noise():
     np.testing.assert_array_equal(samples[1].ravel(), np.where(np.arange(16) % 2, 255.0, 0.0))
 
 
+def test_logit_space_flow_of_the_zero_field_by_hand():
+    # A new field is zero, so z = y = logit(α + (1 − 2α)·u) with u = (x + v)/256:
+    # log P(x) = log N(y) + Σ [log(1 − 2α) − log s − log(1 − s)] − D·log 256.
+    alpha = 1e-6
+    model = CFMImageFlow(**TINY, eval_seed=3, logit_alpha=alpha)
+    x = np.arange(0, 256, 16, dtype=np.float32).reshape(1, 4, 4, 1)
+    u = ((x + tf.random.stateless_uniform(x.shape, [3, 0]).numpy()) / 256.0).astype(np.float64)
+    s = alpha + (1 - 2 * alpha) * u.reshape(1, 16)
+    y = np.log(s) - np.log1p(-s)
+    by_hand = (np.sum(-0.5 * y ** 2 - 0.5 * np.log(2 * np.pi), 1)
+               + np.sum(np.log(1 - 2 * alpha) - np.log(s) - np.log1p(-s), 1) - 16 * np.log(256.0))
+    np.testing.assert_allclose(model.log_prob(x).numpy(), by_hand, rtol=1e-5)
+    mid_bin = np.log((x.ravel() + 0.5) / 256.0) - np.log1p(-(x.ravel() + 0.5) / 256.0)
+    np.testing.assert_array_equal(model.sample(tf.constant(mid_bin[None], tf.float32)).numpy(), x)
+    assert CFMImageFlow.from_config(model.get_config()).logit_alpha == alpha
+    with pytest.raises(ValueError, match="alpha"):
+        CFMImageFlow(**TINY, logit_alpha=0.5)
+
+
 def test_sample_of_a_random_field_is_whole_pixels_in_range():
     model = CFMImageFlow(**TINY)
     _randomize(model.ema_field, seed=8)

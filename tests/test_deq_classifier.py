@@ -1,6 +1,9 @@
 """ConvDEQCell and DEQClassifier: shapes, checks, the equilibrium they compute, saving,
-and a training step that moves the loss."""
+a training step that moves the loss, and warnings (also from predict) when equilibria
+are not found."""
 from __future__ import annotations
+
+import warnings
 
 import keras
 import numpy as np
@@ -69,3 +72,25 @@ def test_keras_round_trip_and_training_step(tmp_path):
     loaded = keras.saving.load_model(path)
     assert loaded.deq_block.jacobian_weight == 0.5
     np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), atol=1e-4)
+
+
+def test_predict_and_calls_warn_with_the_share_that_did_not_converge():
+    """predict runs in a tf.function, where the block cannot warn: it said nothing
+    when 75% of the published model's noise images did not converge."""
+    model = DEQClassifier(**{**SMALL, "max_iter": 1}, tol=1e-9)
+    images = np.random.default_rng(2).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+    share = r"deq: 4 of 4 samples \(100%\) did not converge in the forward solve.*max_iter"
+    with pytest.warns(RuntimeWarning, match=share):
+        model.predict(images, batch_size=2, verbose=0)
+    assert model.deq_block.forward_counts() == (4, 4)
+    with pytest.warns(RuntimeWarning, match=share):
+        model(images)
+
+
+def test_predict_is_silent_when_every_equilibrium_is_found():
+    model = DEQClassifier(**{**SMALL, "max_iter": 60}, tol=1e-3)
+    images = np.random.default_rng(2).uniform(0, 255, (2, 28, 28, 1)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model.predict(images, verbose=0)
+    assert model.deq_block.forward_counts() == (0, 2)

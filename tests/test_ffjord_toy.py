@@ -1,6 +1,7 @@
 """FFJORDToyFlow: base density when the field is zero, a normalized density after
 training, RNODE training lowers the NLL, fit and evaluate log the solver's evaluation
-counts, config and .keras round trips, the plot."""
+counts, config and .keras round trips, the plot, clear errors for points of another
+shape or dtype (in Keras and through the SavedModel)."""
 from __future__ import annotations
 
 import keras
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import ode_zoo
 from ode_zoo.datasets.toy2d import sample_toy, toy_dataset
 from ode_zoo.demos.toy_density import plot_toy_density
 from ode_zoo.models.ffjord_toy import FFJORDToyFlow
@@ -127,3 +129,48 @@ def test_plot_writes_a_png(trained, tmp_path):
                             tmp_path / "density.png", grid_size=20, num_samples=300)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+WRONG_SHAPES = [(2,), (2, 2, 2), (2, 3), (2, 2, 1)]
+
+
+@pytest.fixture(scope="module")
+def tiny_flow():
+    return FFJORDToyFlow(hidden_units=(4,), eval_solver={"method": "rk4", "num_steps": 1})
+
+
+ENTRIES = ["log_prob", "call", "predict", "sample"]
+
+
+def _entry(model: FFJORDToyFlow, name: str):
+    if name == "predict":
+        return lambda x: model.predict(x, verbose=0)
+    return model if name == "call" else getattr(model, name)
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_points_of_another_shape_are_refused_naming_n_by_2(tiny_flow, entry, shape):
+    with pytest.raises(ValueError, match=r"shape \[N, 2\]"):
+        _entry(tiny_flow, entry)(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_integer_points_are_refused_with_a_type_error(tiny_flow, entry):
+    with pytest.raises(TypeError, match="float32"):
+        _entry(tiny_flow, entry)(np.zeros((2, 2), np.int32))
+
+
+def test_saved_model_signatures_refuse_points_of_another_shape(tiny_flow, tmp_path):
+    """A SavedModel signature runs on any shape it is fed: [2] gave one log-density
+    and [2, 2, 2] a [2, 2, 2] "sample" before the run-time check."""
+    signatures = tf.saved_model.load(str(ode_zoo.export(tiny_flow, tmp_path))).signatures
+    for shape in WRONG_SHAPES:
+        for name, key, what in [("log_prob", "x", "points"), ("serving_default", "x", "points"),
+                                ("sample", "z", "base noise z")]:
+            with pytest.raises(tf.errors.InvalidArgumentError,
+                               match=rf"expects {what} of shape \[N, 2\]|expected shape \[\?,2\]"):
+                signatures[name](**{key: tf.zeros(shape)})
+    good = signatures["log_prob"](x=tf.zeros((3, 2)))["log_prob"]
+    np.testing.assert_allclose(good.numpy(), tiny_flow.log_prob(tf.zeros((3, 2))).numpy(),
+                               rtol=1e-5, atol=1e-5)

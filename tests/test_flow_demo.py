@@ -104,7 +104,7 @@ def test_flow_demo_draws_samples_and_measures_test_digits(flow, mnist_env, tmp_p
     published = flow.zoo_metadata.get("metrics", {}).get("test_bits_per_dim")
     assert result.count == 3 and result.published_bits_per_dim == published
     printed = capsys.readouterr().out
-    assert "sampled 3 digits (base-noise seed 1)" in printed
+    assert "sampled 3 images (base-noise seed 1)" in printed
     assert "measured bits/dim of 3 test digits" in printed
 
 

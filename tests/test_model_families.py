@@ -3,8 +3,9 @@
 Each row is a zoo name with overrides that shrink it to seconds. For every row:
 the config round trip (Keras serialization), the preset round trip (save, load,
 same outputs on every endpoint), building without solving, the family hooks the
-zoo relies on, and refusal of images scaled to [0, 1]. `SERVED` rows also export
-and pass the serving checks (TF Serving's view), one per family.
+zoo relies on, refusal of images scaled to [0, 1], and an empty result for a batch
+of no examples. `SERVED` rows also export and pass the serving checks (TF Serving's
+view), one per family.
 """
 from __future__ import annotations
 
@@ -107,6 +108,22 @@ def test_images_scaled_to_unit_range_are_refused(name: str) -> None:
     graph = tf.function(lambda x: model.serving_endpoints()[endpoint].function(**{key: x}))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"scaled to \[0, 1\]"):
         graph(tf.constant(scaled[key]))
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_an_empty_batch_gives_an_empty_result_on_every_entry_point(name: str) -> None:
+    """Keras' predict, TF's convolutions and the adaptive solver's error norm each
+    failed on a batch of no examples."""
+    model = tiny(name)
+    examples = model.random_examples(1)
+    entries = {"call": model, "predict": lambda x: model.predict(x, verbose=0)}
+    entries.update({method: getattr(model, method) for method in ("log_prob", "reconstruct")
+                    if hasattr(model, method)})
+    for entry, run in entries.items():
+        one, none = np.asarray(run(examples)), np.asarray(run(examples[:0]))
+        assert none.shape == (0, *one.shape[1:]), (entry, none.shape, one.shape)
+    if hasattr(model, "sample"):
+        assert model.sample(np.zeros((0, model.dim), np.float32)).shape == (0, *model.event_shape)
 
 
 @pytest.mark.parametrize("name", ["odenet_mnist", "ffjord_mnist"])

@@ -1,5 +1,7 @@
 """Zoo demo: load the pretrained `odenet_mnist` by name, classify MNIST test
-digits and draw them in a PNG grid with the predicted labels.
+digits and draw them in a PNG grid with the predicted labels. Without the MNIST
+files it classifies the 64 test digits shipped with the package (`shipped_digits`)
+and says so.
 
 Example:
     >>> from ode_zoo.demos.digits import run_digits_demo
@@ -17,7 +19,7 @@ from typing import Optional
 import numpy as np
 from matplotlib.figure import Figure
 
-from ode_zoo.datasets import load_mnist
+from ode_zoo.demos.shipped_digits import demo_test_digits
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,14 @@ def plot_digits(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
 
 def run_digits_demo(output: str | Path = "digits.png", count: int = 32,
                     data_dir: Optional[str] = None, verbose: int = 1) -> DigitsResult:
-    """Classify the first `count` test digits with the pretrained odenet_mnist."""
+    """Classify the first `count` test digits (at most the 64 shipped ones when the
+    test set is not found) with the pretrained odenet_mnist."""
     import ode_zoo
 
     started = time.time()
     model = ode_zoo.load("odenet_mnist")
-    images, labels = load_mnist("test", data_dir=data_dir)
-    images, labels = images[:count], labels[:count]
+    images, labels = demo_test_digits(count, data_dir, print if verbose else lambda _: None)
+    count = len(images)
     model.reset_metrics()             # count only this batch's solver evaluations
     logits = model.predict(images.astype(np.float32), verbose=verbose)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))

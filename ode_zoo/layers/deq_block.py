@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import Any, List
+from typing import Any, List, Tuple
 
 import keras
 import tensorflow as tf
@@ -52,8 +52,9 @@ class DEQBlock(keras.layers.Layer):
     `<name>_forward_not_converged` (fraction of samples), and with
     gradient="implicit" the same three `<name>_backward_*`, recorded when the
     gradient is computed. In eager mode samples that did not converge raise a
-    `RuntimeWarning`; in graph mode (`tf.function`, `model.fit`) nothing is
-    warned and only the `*_not_converged` metrics show it.
+    `RuntimeWarning` with their share; in graph mode (`tf.function`, `model.fit`)
+    nothing is warned and the `*_not_converged` metrics show it (`forward_counts`
+    reads them, as `DEQClassifier.predict` does to warn after a run).
 
     Args:
       cell: Keras layer with `call(z, x)` returning z's shape; z has x's shape.
@@ -134,13 +135,40 @@ class DEQBlock(keras.layers.Layer):
         steps, residual, not_converged = (getattr(self, f"{which}_{k}")
                                           for k in ("steps", "residual", "not_converged"))
         failed = ops.cast(ops.logical_not(result.converged), "float32")
-        if tf.executing_eagerly() and bool(ops.any(failed > 0)):
-            warnings.warn(f"{self.name}: {int(ops.sum(failed))} of {failed.shape[0]} samples "
-                          f"did not converge in the {which} solve.", RuntimeWarning,
-                          stacklevel=3)
+        if tf.executing_eagerly():
+            self.warn_not_converged(int(ops.sum(failed)), failed.shape[0], which, stacklevel=3)
         steps.update_state(ops.cast(result.num_steps, "float32"))
         residual.update_state(ops.cast(result.rel_residual, "float32"))
         not_converged.update_state(failed)
+
+    def forward_counts(self) -> Tuple[int, int]:
+        """(samples whose forward solve did not converge, samples solved), as counted by
+        the `<name>_forward_not_converged` metric since its last reset: what a graph
+        run (`predict`) left behind, to compare before and after it.
+
+        Example:
+            >>> import tensorflow as tf
+            >>> from ode_zoo.layers import TanhCell
+            >>> block = DEQBlock(TanhCell())
+            >>> _ = tf.function(block)(tf.ones((4, 3)))
+            >>> block.forward_counts()
+            (0, 4)
+        """
+        metric = self.forward_not_converged
+        return round(float(metric.total)), round(float(metric.count))
+
+    def warn_not_converged(self, failed: int, samples: int, which: str = "forward",
+                           stacklevel: int = 1) -> None:
+        """A `RuntimeWarning` with the share of `samples` whose `which` solve did not
+        converge, and the settings to raise; nothing when `failed` is 0."""
+        if not failed:
+            return
+        prefix = "" if which == "forward" else "backward_"
+        warnings.warn(f"{self.name}: {failed} of {samples} samples ({failed / samples:.0%}) did "
+                      f"not converge in the {which} solve: their outputs are not equilibria. "
+                      f"Raise {prefix}max_iter (now {getattr(self, prefix + 'max_iter')}) or "
+                      f"{prefix}tol (now {getattr(self, prefix + 'tol'):g}).", RuntimeWarning,
+                      stacklevel=stacklevel + 1)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         cell = self.cell

@@ -37,6 +37,8 @@ from typing import Any, Callable, ClassVar, Dict, List, NamedTuple, Optional, Tu
 import numpy as np
 import tensorflow as tf
 
+from ode_zoo.models.batches import has_no_examples
+
 Requests = Dict[str, Dict[str, np.ndarray]]
 
 
@@ -109,6 +111,13 @@ class ZooModel:
         endpoint's single input is the examples."""
         return {name: {key: examples for key in endpoint.inputs}
                 for name, endpoint in self.serving_endpoints().items()}
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras `predict`; a batch of no examples (array or tensor) gives the model's
+        empty result as NumPy, where Keras would fail."""
+        if has_no_examples(x):
+            return tf.nest.map_structure(np.asarray, self(x))
+        return super().predict(x, *args, **kwargs)
 
     def compile_defaults(self) -> Dict[str, Any]:
         """`compile` arguments beside the optimizer (models with their own loss: none)."""

@@ -6,6 +6,9 @@ Pixels x ∈ {0, …, 255}^D are dequantized and scaled to [−1, 1):
 
     y = 2·(x + v)/256 − 1,  v ~ U[0, 1)^D        log-det D·log 2 − D·log 256
 
+or, with `logit_alpha`, mapped by FFJORD's logit transform
+(`ode_zoo.flows.logit_transform`) instead of the affine scaling.
+
 Training regresses the U-Net field v(t, y_t) on a conditional path's velocity
 (`ode_zoo.flows.flow_matching`): noise y0 ~ N(0, I) at t = 0, data at t = 1,
 pairs re-matched by a minibatch OT plan with `coupling="sinkhorn"` — one field
@@ -30,7 +33,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -39,6 +42,7 @@ from ode_zoo.flows.dequantization import quantize, uniform_dequantize
 from ode_zoo.flows.flow_matching import (COUPLINGS, PATHS, independent_path, ot_path,
                                          sinkhorn_pairing)
 from ode_zoo.flows.gaussian import standard_normal_log_prob
+from ode_zoo.flows.logit_transform import check_alpha, inverse_logit_transform, logit_transform
 from ode_zoo.layers.ode_block import EvaluationCount
 from ode_zoo.layers.unet import UNetVectorField
 from ode_zoo.models.flow import ImageFlowModel
@@ -69,6 +73,8 @@ class CFMImageFlow(ImageFlowModel):
         from the stateless seed (seed, k), so a resumed run draws what it would have.
       evaluate_likelihood: `evaluate` reports bits/dim (a solve per batch) besides the
         flow-matching loss; recipes turn it off for cheap validation during training.
+      logit_alpha: None (the flow lives on [−1, 1)) or the α of the logit transform
+        the flow lives behind (1e-6 is ffjord_mnist's).
 
     `fit` reports `loss` (mean squared velocity error); `evaluate` reports `loss`
     (EMA field, seeded draws) and, with `evaluate_likelihood`, `bits_per_dim` and `nfe`.
@@ -81,7 +87,7 @@ class CFMImageFlow(ImageFlowModel):
                  ot_iterations: int = 100, ema_decay: float = 0.999,
                  trace: str = "hutchinson_rademacher", eval_solver: SolverLike = None,
                  eval_seed: int = 0, evaluate_likelihood: bool = True, seed: int = 0,
-                 **kwargs: Any) -> None:
+                 logit_alpha: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(image_shape=image_shape, eval_solver=eval_solver, **kwargs)
         if path not in PATHS:
             raise ValueError(f"path must be one of {PATHS}, got {path!r}.")
@@ -98,6 +104,7 @@ class CFMImageFlow(ImageFlowModel):
         self.ot_regularization, self.ot_iterations = float(ot_regularization), int(ot_iterations)
         self.ema_decay, self.trace = float(ema_decay), trace
         self.eval_seed = int(eval_seed)
+        self.logit_alpha = None if logit_alpha is None else check_alpha(logit_alpha)
         self.evaluate_likelihood, self.seed = bool(evaluate_likelihood), int(seed)
         self.field = UNetVectorField(self.image_shape, name="field", **self.unet)
         self.ema_field = UNetVectorField(self.image_shape, name="ema_field", **self.unet)
@@ -123,15 +130,19 @@ class CFMImageFlow(ImageFlowModel):
         return self.log_prob(images)
 
     def _scaled(self, images: tf.Tensor, noise: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        """Dequantized images in [−1, 1), flattened [N, D], and the log-det of
-        pixels → y per image [N]."""
+        """Dequantized images in [−1, 1) (or their logits), flattened [N, D], and
+        the log-det of pixels → y per image [N]."""
         u, log_det = uniform_dequantize(images, noise)
+        if self.logit_alpha is not None:
+            y, logit_log_det = logit_transform(u, self.logit_alpha)
+            return tf.reshape(y, [-1, self.dim]), log_det + logit_log_det
         y = tf.reshape(2.0 * u - 1.0, [-1, self.dim])
         return y, log_det + self.dim * math.log(2.0)
 
-    def log_prob(self, images: Any) -> tf.Tensor:
+    def checked_log_prob(self, images: tf.Tensor) -> tf.Tensor:
         """log P(x) in nats [N] of raw-pixel images [N, H, W, C] (float32 integers
-        0–255): one seeded dequantization draw, the evaluation solver, EMA weights.
+        0–255, checked by `log_prob`): one seeded dequantization draw, the evaluation
+        solver, EMA weights.
 
         Example:
             >>> import tensorflow as tf
@@ -141,7 +152,6 @@ class CFMImageFlow(ImageFlowModel):
             >>> round(float(model.log_prob(tf.fill((1, 2, 2, 1), 7.0))[0]), 3) < 0
             True
         """
-        images = self.check_images(images)
         noise = tf.random.stateless_uniform(tf.shape(images), [self.eval_seed, 0])
         y, scale_log_det = self._scaled(images, noise)
         y = tf.identity(y)                  # fresh: the bijector cache keys on the tensor
@@ -149,11 +159,14 @@ class CFMImageFlow(ImageFlowModel):
         return (standard_normal_log_prob(z) + self._flow.inverse_log_det_jacobian(y, event_ndims=1)
                 + scale_log_det)
 
-    def sample(self, z: Any) -> tf.Tensor:
-        """Images [N, H, W, C] (float32 integers 0–255) from base noise z [N, D]:
-        solved forwards by the evaluation solver, then ⌊256·(y + 1)/2⌋ clipped to 0–255."""
-        y = self._flow.forward(self.check_noise(z))
-        return tf.reshape(quantize((y + 1.0) / 2.0), [-1, *self.image_shape])
+    def checked_sample(self, z: tf.Tensor) -> tf.Tensor:
+        """Images [N, H, W, C] (float32 integers 0–255) from base noise z [N, D] (checked
+        by `sample`): solved forwards by the evaluation solver, then ⌊256·(y + 1)/2⌋
+        (or ⌊256·u⌋ of the inverse logit) clipped to 0–255."""
+        y = self._flow.forward(z)
+        u = ((y + 1.0) / 2.0 if self.logit_alpha is None
+             else inverse_logit_transform(y, self.logit_alpha))
+        return tf.reshape(quantize(u), [-1, *self.image_shape])
 
     def flow_matching_loss(self, images: tf.Tensor, field: keras.layers.Layer,
                            seed: tf.Tensor) -> tf.Tensor:
@@ -205,5 +218,6 @@ class CFMImageFlow(ImageFlowModel):
                       ot_regularization=self.ot_regularization,
                       ot_iterations=self.ot_iterations, ema_decay=self.ema_decay,
                       trace=self.trace, eval_seed=self.eval_seed,
-                      evaluate_likelihood=self.evaluate_likelihood, seed=self.seed)
+                      evaluate_likelihood=self.evaluate_likelihood, seed=self.seed,
+                      logit_alpha=self.logit_alpha)
         return config

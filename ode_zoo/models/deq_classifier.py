@@ -1,5 +1,6 @@
 """`DEQClassifier`: a single-stream convolutional deep equilibrium classifier
-(MDEQ-style cell, Bai et al. 2020) on the zoo's MNIST stem and head.
+(MDEQ-style cell, Bai et al. 2020) on the zoo's MNIST stem and head; calls and
+`predict` warn with the share of images whose equilibrium was not found.
 
 Example:
     >>> import tensorflow as tf
@@ -56,6 +57,28 @@ class DEQClassifier(ImageClassifier):
 
     def build_body(self, shape: Tuple) -> None:
         self.deq_block.build(shape)
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras `predict`, then a `RuntimeWarning` with the share of images whose
+        equilibrium was not found (eager calls warn per batch; `predict` runs in a
+        `tf.function`, so it reads the block's `forward_not_converged` metric).
+
+        Example:
+            >>> import numpy as np, warnings
+            >>> model = DEQClassifier(filters=8, groups=4, max_iter=1, tol=1e-9)
+            >>> with warnings.catch_warnings(record=True) as caught:
+            ...     warnings.simplefilter("always")
+            ...     _ = model.predict(np.full((2, 28, 28, 1), 9.0, "float32"), verbose=0)
+            >>> str(caught[-1].message).startswith("deq: 2 of 2 samples (100%) did not converge")
+            True
+        """
+        failed, samples = self.deq_block.forward_counts()
+        outputs = super().predict(x, *args, **kwargs)
+        if not self.run_eagerly:
+            failed_now, samples_now = self.deq_block.forward_counts()
+            self.deq_block.warn_not_converged(failed_now - failed, samples_now - samples,
+                                              stacklevel=2)
+        return outputs
 
     def output_tolerance(self, output: Optional[str] = None) -> Tuple[float, float]:
         """The fixed point is known to the solver's relative tolerance only: two

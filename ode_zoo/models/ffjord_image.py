@@ -144,9 +144,10 @@ class FFJORDImageFlow(ImageFlowModel):
     def call(self, images: tf.Tensor) -> tf.Tensor:
         return self.log_prob(images)
 
-    def log_prob(self, images: Any) -> tf.Tensor:
+    def checked_log_prob(self, images: tf.Tensor) -> tf.Tensor:
         """log P(x) in nats [N] of raw-pixel images [N, H, W, C] (float32, integers
-        0–255): one seeded dequantization draw, the evaluation solver.
+        0–255, checked by `log_prob`): one seeded dequantization draw, the evaluation
+        solver.
 
         Example:
             >>> import tensorflow as tf
@@ -156,12 +157,12 @@ class FFJORDImageFlow(ImageFlowModel):
             >>> model.log_prob(tf.fill((1, 2, 2, 1), 7.0)).dtype
             tf.float32
         """
-        images = self.check_images(images)
         noise = tf.random.stateless_uniform(tf.shape(images), [self.eval_seed, 0])
         return self._log_prob(images, noise, training=False)[0]
 
-    def sample(self, z: Any) -> tf.Tensor:
-        """Images [N, H, W, C] (float32 integers 0–255) from base noise z [N, D]:
+    def checked_sample(self, z: tf.Tensor) -> tf.Tensor:
+        """Images [N, H, W, C] (float32 integers 0–255) from base noise z [N, D]
+        (checked by `sample`):
         decoded by the evaluation solver, inverse logit, then ⌊256·u⌋ clipped to
         0–255 (the inverse of the dequantization; the clip only catches numerical
         error at the edges).
@@ -174,7 +175,7 @@ class FFJORDImageFlow(ImageFlowModel):
             >>> model.sample(tf.zeros((1, 4))).numpy().ravel().tolist()   # logit 0 -> u = 0.5
             [128.0, 128.0, 128.0, 128.0]
         """
-        y = self._flows["eval"].decode(self.check_noise(z))
+        y = self._flows["eval"].decode(z)
         return quantize(inverse_logit_transform(y, self.logit_alpha))
 
     def train_step(self, data: Any) -> Dict[str, tf.Tensor]:

@@ -93,22 +93,23 @@ class FFJORDToyFlow(FlowModel):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.log_prob(x)
 
-    def log_prob(self, x: Any) -> tf.Tensor:
-        """log p(x) in nats for points x [N, 2] (evaluation solver).
+    def checked_log_prob(self, x: tf.Tensor) -> tf.Tensor:
+        """log p(x) in nats for points x [N, 2] (evaluation solver); `log_prob` checks x.
 
         Example:
             >>> import tensorflow as tf
             >>> FFJORDToyFlow(hidden_units=(4,)).log_prob(tf.ones((2, 2))).shape
             TensorShape([2])
         """
-        # A fresh tensor: the bijector cache must not return a solve from older weights.
-        x = self.check_points(x)
+        # x is fresh (`check_points`): the bijector cache must not return a solve from
+        # older weights.
         flow = self._flows["eval"]
         z = flow.inverse(x)
         return standard_normal_log_prob(z) + flow.inverse_log_det_jacobian(x, event_ndims=1)
 
-    def sample(self, z: Any) -> tf.Tensor:
-        """The points [N, 2] the flow makes of base noise z [N, 2] (evaluation solver).
+    def checked_sample(self, z: tf.Tensor) -> tf.Tensor:
+        """The points [N, 2] the flow makes of base noise z [N, 2] (evaluation solver);
+        `sample` checks z.
 
         Example:
             >>> import tensorflow as tf
@@ -116,7 +117,7 @@ class FFJORDToyFlow(FlowModel):
             >>> model.sample(tf.random.stateless_normal((3, 2), seed=[0, 1])).shape
             TensorShape([3, 2])
         """
-        return self._flows["eval"].forward(self.check_noise(z))   # fresh: see log_prob
+        return self._flows["eval"].forward(z)   # fresh (`check_noise`): see checked_log_prob
 
     def train_step(self, data: Any) -> Dict[str, tf.Tensor]:
         x = self.check_points(data[0] if isinstance(data, (tuple, list)) else data)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from ode_zoo.flows import FFJORD
 from ode_zoo.flows.dequantization import bits_per_dim
 from ode_zoo.layers.keras_field import KerasField
+from ode_zoo.models.batches import assert_batch_shape, has_no_examples
 from ode_zoo.models.base import Endpoint, Requests, ZooModel, spec
 from ode_zoo.models.pixel_inputs import check_pixel_images
 from ode_zoo.solvers import Solver, SolverLike
@@ -39,7 +40,9 @@ EVAL_SOLVER = Solver("dopri5", rtol=1e-5, atol=1e-5)
 class FlowModel(ZooModel, keras.Model):
     """Base of the flow family.
 
-    Subclasses set `event_shape` and implement `log_prob(x)` and `sample(z)`.
+    Subclasses set `event_shape` and implement `checked_log_prob(x)` and
+    `checked_sample(z)`, which `log_prob` and `sample` call on checked, non-empty
+    batches.
 
     Args:
       solver: the training `Solver` (flows trained by maximum likelihood), or None
@@ -80,10 +83,33 @@ class FlowModel(ZooModel, keras.Model):
         return FFJORD(adapter, params=adapter.parameters, solver=solver, **options)
 
     def log_prob(self, x: Any) -> tf.Tensor:
-        raise NotImplementedError
+        """log p(x) in nats [N] of a batch x [N, *event_shape] (`check_points` refuses
+        other shapes and dtypes); a batch of no examples gives an empty result.
+
+        Example:
+            >>> import ode_zoo
+            >>> model = ode_zoo.load("ffjord_toy_8gaussians", load_weights=False)
+            >>> model.log_prob(tf.zeros((0, 2))).shape
+            TensorShape([0])
+        """
+        x = self.check_points(x)
+        return tf.zeros([0]) if has_no_examples(x) else self.checked_log_prob(x)
 
     def sample(self, z: Any) -> tf.Tensor:
-        raise NotImplementedError
+        """The data points [N, *event_shape] of base noise z [N, D] (`check_noise`
+        refuses other shapes and dtypes); no noise gives an empty result."""
+        z = self.check_noise(z)
+        if has_no_examples(z):
+            return tf.zeros([0, *self.event_shape])
+        return self.checked_sample(z)
+
+    def checked_log_prob(self, x: tf.Tensor) -> tf.Tensor:
+        """`log_prob` of a checked batch of at least one example."""
+        raise NotImplementedError(f"{type(self).__name__} must implement checked_log_prob(x).")
+
+    def checked_sample(self, z: tf.Tensor) -> tf.Tensor:
+        """`sample` of checked base noise of at least one example."""
+        raise NotImplementedError(f"{type(self).__name__} must implement checked_sample(z).")
 
     def check_points(self, x: Any) -> tf.Tensor:
         """Points x as float32 [N, *event_shape], or a clear error (dtype, shape, NaN)."""
@@ -92,9 +118,10 @@ class FlowModel(ZooModel, keras.Model):
         if not x.dtype.is_floating:
             raise TypeError(f"{type(self).__name__} expects float32 points of shape "
                             f"{expected}, got {x.dtype.name}.")
+        message = f"{type(self).__name__} expects points of shape {expected}"
         if x.shape.rank != 1 + len(self.event_shape) or tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(f"{type(self).__name__} expects points of shape {expected}, got "
-                             f"{x.shape}.")
+            raise ValueError(f"{message}, got {x.shape}.")
+        x = assert_batch_shape(x, (None, *self.event_shape), message)
         return tf.debugging.assert_all_finite(tf.identity(tf.cast(x, tf.float32)),
                                               f"{type(self).__name__}: x contains NaN or inf.")
 
@@ -103,9 +130,11 @@ class FlowModel(ZooModel, keras.Model):
         z = tf.convert_to_tensor(z)
         if not z.dtype.is_floating:
             raise TypeError(f"sample expects float32 base noise z, got {z.dtype.name}.")
+        message = (f"sample expects base noise z of shape [N, {self.dim}] (D values of an "
+                   f"example of shape {list(self.event_shape)})")
         if z.shape.rank != 2 or z.shape[-1] != self.dim:
-            raise ValueError(f"sample expects base noise z of shape [N, {self.dim}] (D values "
-                             f"of an example of shape {list(self.event_shape)}), got {z.shape}.")
+            raise ValueError(f"{message}, got {z.shape}.")
+        z = assert_batch_shape(z, (None, self.dim), message)
         return tf.debugging.assert_all_finite(tf.identity(tf.cast(z, tf.float32)),
                                               "sample: z contains NaN or inf.")
 
@@ -166,6 +195,10 @@ class ImageFlowModel(FlowModel):
     def check_images(self, images: Any) -> tf.Tensor:
         """Raw pixels 0–255 (integers, float32) of shape [N, H, W, C], or a clear error."""
         return check_pixel_images(images, self.image_shape, type(self).__name__, integers=True)
+
+    def check_points(self, x: Any) -> tf.Tensor:
+        """An image flow's points are images: `check_images`."""
+        return self.check_images(x)
 
     def bits_per_dim(self, images: Any) -> tf.Tensor:
         """−log P(x) / (D·ln 2) per image [N] (see `log_prob`)."""

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Dict, Sequence, Tuple
 import keras
 import tensorflow as tf
 
+from ode_zoo.models.batches import has_no_examples
 from ode_zoo.models.base import Endpoint, ZooModel, spec
 from ode_zoo.models.pixel_inputs import check_pixel_images
 
@@ -85,6 +86,8 @@ class ImageClassifier(ZooModel, keras.Model):
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         images = check_pixel_images(images, self.image_shape, type(self).__name__)
+        if has_no_examples(images):
+            return tf.zeros([0, self.num_classes], self.compute_dtype)
         h = tf.cast(images, self.compute_dtype) / 255.0
         for layer in self.stem:
             h = layer(h)

@@ -53,6 +53,7 @@ import tensorflow_probability as tfp
 
 from ode_zoo.flows.gaussian import standard_normal_log_prob
 from ode_zoo.layers.bayesian_mlp import BayesianMLP, check_activation, mlp_with_trace
+from ode_zoo.models.batches import has_no_examples
 from ode_zoo.models.sequence_model import SequenceModel
 from ode_zoo.models.ode2vae_networks import dense_network, image_decoder, image_encoder
 from ode_zoo.models.train_steps import minimize_and_record, record
@@ -331,7 +332,8 @@ class ODE2VAE(SequenceModel):
     @tf.autograph.experimental.do_not_convert
     def reconstruct(self, sequences: Any) -> tf.Tensor:
         """Every frame [N, T, *data_shape] predicted from the first m frames only (the
-        posterior means of z_0 and W), on the inputs' scale (0–255 for images).
+        posterior means of z_0 and W), on the inputs' scale (0–255 for images); a
+        batch of no examples gives an empty result.
 
         Example:
             >>> import numpy as np
@@ -342,6 +344,8 @@ class ODE2VAE(SequenceModel):
             (TensorShape([1, 4, 8, 8, 1]), True)
         """
         x = self._observations(sequences)
+        if has_no_examples(x):
+            return tf.zeros_like(x)
         q_s, q_v = self._encode(x[:, :self.amortization_length], 1)
         s, _, _ = self._integrate(q_s.loc[None, :, 0], q_v.loc[None, :, 0],
                                   self.acceleration.mean_weights(), tf.shape(x)[1])

@@ -8,7 +8,7 @@ divided by 255), or — where `integers` is asked — holds fractions. Eagerly t
 error is a `TypeError` (dtype), `ValueError` (shape) or `InvalidPixelsError`
 (values: both a `ValueError` and a `tf.errors.InvalidArgumentError`); inside a
 `tf.function` (`predict`, `fit`, a SavedModel) an `InvalidArgumentError` with the
-same message.
+same message (also for a shape a SavedModel signature lets through).
 
 Example:
     >>> import tensorflow as tf
@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from ode_zoo.models.batches import assert_batch_shape
 
 
 class InvalidPixelsError(tf.errors.InvalidArgumentError, ValueError):
@@ -58,10 +60,12 @@ def check_pixel_images(images: Any, image_shape: Sequence[int], name: str,
     if not images.dtype.is_floating:
         raise TypeError(f"{name} expects float32 raw pixel values 0–255 of shape {expected}, got "
                         f"{images.dtype.name}; cast with tf.cast(x, tf.float32).")
+    shape_message = f"{name} expects images of shape {expected}"
     if (images.shape.rank != rank
             or tuple(images.shape[rank - len(image_shape):]) != tuple(image_shape)):
-        raise ValueError(f"{name} expects images of shape {expected}, got {images.shape}.")
-    images = tf.cast(images, tf.float32)
+        raise ValueError(f"{shape_message}, got {images.shape}.")
+    free = (None,) * (rank - len(image_shape))
+    images = tf.cast(assert_batch_shape(images, (*free, *image_shape), shape_message), tf.float32)
     message = (f"{name} expects integers 0–255 (raw pixel values) stored as float32"
                if integers else f"{name} expects raw pixel values 0–255 stored as float32")
     if tf.executing_eagerly():

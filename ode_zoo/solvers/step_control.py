@@ -24,13 +24,20 @@ def error_norm(error: tf.Tensor, y0: tf.Tensor, y1: tf.Tensor, rtol: float, atol
     """Root-mean-square of the scaled error; a step is accepted when <= 1.
 
     `mask` (0/1 per entry) leaves entries out of the norm: the seminorm of the
-    adjoint ignores the parameter-gradient channels this way.
+    adjoint ignores the parameter-gradient channels this way. The norm of no
+    entries (an empty state, such as a batch of no examples) is 0, not NaN.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> float(error_norm(tf.zeros([0, 2]), tf.zeros([0, 2]), tf.zeros([0, 2]),
+        ...                  rtol=1e-5, atol=1e-5, mask=None))
+        0.0
     """
     scale = atol + rtol * tf.maximum(tf.abs(y0), tf.abs(y1))
     ratio = tf.square(error / scale)
     if mask is None:
-        return tf.sqrt(tf.reduce_mean(ratio))
-    return tf.sqrt(tf.reduce_sum(ratio * mask) / tf.reduce_sum(mask))
+        mask = tf.ones_like(ratio)
+    return tf.sqrt(tf.math.divide_no_nan(tf.reduce_sum(ratio * mask), tf.reduce_sum(mask)))
 
 
 def initial_step(f: Callable, t0: tf.Tensor, y0: tf.Tensor, f0: tf.Tensor, order: int,
