@@ -19,7 +19,7 @@ from ode_zoo.cli import main
 from ode_zoo.demos.flow_samples import image_samples, write_samples
 from ode_zoo.demos.image_grid import tile_images
 from ode_zoo.demos.mnist_flow import run_flow_demo
-from ode_zoo.zoo.catalog import published_dir
+from ode_zoo.zoo.catalog import best_image_flow, published_dir
 from ode_zoo.zoo.export import endpoint_outputs
 from ode_zoo.zoo.serving_checks import check_serving, check_static
 
@@ -114,11 +114,28 @@ def test_demo_command_defaults_to_the_flow(flow, mnist_env, tmp_path: Path, caps
     monkeypatch.setattr(ode_zoo, "load", lambda name: loaded.append(name) or flow)
     output = tmp_path / "flow.png"
     assert main(["demo", "--count", "2", "--output", str(output)]) == 0
-    assert loaded == ["ffjord_mnist"] and output.read_bytes()[:8] == PNG_SIGNATURE
+    best = best_image_flow("mnist")
+    assert loaded == [best.name] and output.read_bytes()[:8] == PNG_SIGNATURE
     printed = capsys.readouterr().out
+    assert f"showing {best.name}, the published MNIST flow whose samples read most" in printed
+    assert f"{best.name} bits/dim: published (test set)" in printed
     measured = re.search(r"published \(test set\) (not published|\d\.\d{3}); measured here "
                          r"on 2 test digits (\S+)", printed)
     assert measured and math.isfinite(float(measured.group(2))), printed
+
+
+def test_the_demo_flow_is_the_published_mnist_flow_with_the_most_confident_samples():
+    shares = {name: json.loads((published_dir(name) / "metadata.json").read_text())
+              ["metrics"]["test_sample_confident_share"]
+              for name in ("ffjord_mnist", "cfm_mnist") if published_dir(name) is not None}
+    if not shares:
+        pytest.skip("no MNIST flow is published in this checkout")
+    best = best_image_flow("mnist")
+    assert best.name == max(shares, key=shares.get)
+    assert best.confident_share == shares[best.name]
+    assert set(best.others) == set(shares) - {best.name}
+    with pytest.raises(LookupError, match="No published toy2d image flow"):
+        best_image_flow("toy2d")
 
 
 def test_sample_command_draws_an_mnist_flow(flow, mnist_env, tmp_path: Path,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from ode_zoo.zoo.configs import available_configs, load_config, zoo_dirs
 from ode_zoo.zoo.recipes import model_class
@@ -29,6 +29,46 @@ def published_metadata(name: str) -> Dict[str, Any]:
     if directory is None or not (directory / "metadata.json").is_file():
         return {}
     return json.loads((directory / "metadata.json").read_text())
+
+
+class FlowChoice(NamedTuple):
+    """The published image flow `best_image_flow` picked, its confident share of
+    samples, and the shares of the others it was compared with (name → share)."""
+
+    name: str
+    confident_share: float
+    others: Dict[str, float]
+
+
+def best_image_flow(dataset: str = "mnist") -> FlowChoice:
+    """The published image flow of `dataset` whose samples read most as real images:
+    the highest `test_sample_confident_share` in its metadata (the share of 10,000
+    samples that `ode_zoo.zoo.sample_quality`'s classifier reads with p ≥ 0.9).
+
+    Example:
+        >>> best_image_flow("mnist").name in list_published_names()
+        True
+    """
+    from ode_zoo.models.flow import ImageFlowModel
+
+    shares = {}
+    for name in list_published_names():
+        config = load_config(name)
+        share = published_metadata(name).get("metrics", {}).get("test_sample_confident_share")
+        if (config["dataset"]["name"] == dataset and share is not None
+                and issubclass(model_class(config), ImageFlowModel)):
+            shares[name] = float(share)
+    if not shares:
+        raise LookupError(f"No published {dataset} image flow has a measured sample quality "
+                          "(metrics.test_sample_confident_share); publish one with "
+                          "`ode-zoo train NAME --publish`.")
+    name = max(shares, key=shares.get)
+    return FlowChoice(name, shares.pop(name), shares)
+
+
+def list_published_names() -> List[str]:
+    """Zoo names with published weights."""
+    return [name for name in available_configs() if published_dir(name) is not None]
 
 
 def _headline(metrics: Dict[str, Any], names: tuple) -> str:
