@@ -179,7 +179,8 @@ class ImageFlowModel(FlowModel):
     `log_prob` endpoint also returns `bits_per_dim`, inputs are checked by
     `check_pixel_images`, and samples are raw pixels."""
 
-    headline_metrics: ClassVar[Tuple[str, ...]] = ("test_bits_per_dim", "test_forward_nfe")
+    headline_metrics: ClassVar[Tuple[str, ...]] = (
+        "test_bits_per_dim", "test_sample_confident_share", "test_forward_nfe")
     picture: ClassVar[Optional[str]] = "image_grid"
 
     def __init__(self, image_shape: Sequence[int] = (28, 28, 1), **kwargs: Any) -> None:
