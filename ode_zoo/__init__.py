@@ -82,11 +82,12 @@ def _import_tensorflow_quietly() -> None:
 _import_tensorflow_quietly()
 
 from ode_zoo.solvers import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
-                             SolveStats, Solver, StatsRecorder, StepSizeTooSmallError)
+                             SolveStats, Solver, StatsRecorder, StepSizeTooSmallError,
+                             solver_errors)
 from ode_zoo.layers.keras_field import odeint
 from ode_zoo.equilibrium import FixedPointResult, fixed_point
 from ode_zoo.zoo import export, list_models, load, save_to_preset
 
 __all__ = ["__version__", "odeint", "Solver", "save_to_preset", "SolveStats", "StatsRecorder", "ODESolverError",
-           "MaxStepsExceededError", "StepSizeTooSmallError", "NonFiniteStateError",
+           "MaxStepsExceededError", "StepSizeTooSmallError", "NonFiniteStateError", "solver_errors",
            "fixed_point", "FixedPointResult", "load", "list_models", "export"]

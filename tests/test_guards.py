@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ode_zoo import (MaxStepsExceededError, NonFiniteStateError, StepSizeTooSmallError,
-                     odeint)
+from ode_zoo import (MaxStepsExceededError, NonFiniteStateError, ODESolverError,
+                     StepSizeTooSmallError, odeint, solver_errors)
 from ode_zoo.solvers import Status
 
 
@@ -43,6 +43,30 @@ def test_failed_solves_raise_named_errors(func, kwargs, error, knob):
 def test_failed_solve_raises_inside_tf_function():
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_num_steps=3"):
         tf.function(lambda: odeint(decay, Y, T, max_num_steps=3))()
+
+
+@pytest.mark.parametrize("func,kwargs,error,knob", [
+    (decay, dict(max_num_steps=3), MaxStepsExceededError, "max_num_steps=3"),
+    (blow_up, dict(), StepSizeTooSmallError, "min_step_size"),
+    (nan_after_half, dict(method="euler", step_size=0.1), NonFiniteStateError, "NaN"),
+    (decay, dict(max_num_steps=3, adjoint=True, rtol=1e-3, atol=1e-3), MaxStepsExceededError,
+     "max_num_steps=3"),
+])
+def test_failed_solve_inside_tf_function_raises_its_class_in_solver_errors(func, kwargs, error,
+                                                                           knob):
+    solve = tf.function(lambda: odeint(func, Y, T, **kwargs))
+    with pytest.raises(error, match=knob) as caught, solver_errors():
+        solve()
+    assert isinstance(caught.value.__cause__, tf.errors.InvalidArgumentError)
+    assert "assertion failed" not in str(caught.value)
+
+
+def test_solver_errors_lets_other_errors_through():
+    solve = tf.function(lambda y0: odeint(decay, y0, T))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y0 contains NaN") as caught, \
+            solver_errors():
+        solve(tf.constant([np.nan]))
+    assert not isinstance(caught.value, ODESolverError)
 
 
 def test_failed_solve_under_xla_returns_nan_and_status():

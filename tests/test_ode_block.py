@@ -1,5 +1,6 @@
 """ODEBlock: the solve against the matrix exponential, augmentation, saving, training under
-`model.fit` (also XLA), adjoint gradients, the NFE metric and argument checks."""
+`model.fit` (also XLA), adjoint gradients, the NFE metric, failed solves in every execution
+mode and argument checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
+from ode_zoo import MaxStepsExceededError, solver_errors
 from ode_zoo.layers import DenseVectorField, ODEBlock
+from ode_zoo.models.base import ZooModel
+from ode_zoo.solvers import Status
 
 
 class LinearField(keras.layers.Layer):
@@ -200,3 +204,60 @@ def test_fixed_step_with_step_size_is_accepted():
     y0 = tf.constant([[1.0, -2.0]])
     np.testing.assert_allclose(block(y0).numpy(), y0.numpy())
     assert math.isclose(float(block.nfe_metric.result()), 4.0)
+
+
+class StiffField(keras.layers.Layer):
+    """dy/dt = -1000 y: dopri5 needs hundreds of steps over [0, 1]."""
+
+    def call(self, t, y):
+        return -1000.0 * y
+
+
+def _stiff_block() -> ODEBlock:
+    return ODEBlock(StiffField(), max_num_steps=3, adjoint=False, name="stiff")
+
+
+class StiffZooModel(ZooModel, keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.block = _stiff_block()
+
+    def call(self, x):
+        return self.block(x)
+
+
+STIFF_X = np.ones((2, 2), "float32")
+
+
+def test_failed_solve_in_an_eager_call_raises_the_solver_error():
+    with pytest.raises(MaxStepsExceededError, match="raise max_num_steps"):
+        _stiff_block()(STIFF_X)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("entry", ["predict", "fit", "evaluate"])
+def test_zoo_model_entry_points_raise_the_solver_error(entry, jit_compile):
+    model = StiffZooModel()
+    model.compile("sgd", "mse", jit_compile=jit_compile)
+    data = (STIFF_X,) if entry == "predict" else (STIFF_X, STIFF_X)
+    with pytest.raises(MaxStepsExceededError, match="max_num_steps=3"):
+        getattr(model, entry)(*data, verbose=0)
+
+
+def test_keras_model_predict_raises_the_solver_error_in_solver_errors():
+    model = keras.Sequential([keras.Input((2,)), _stiff_block()])
+    with pytest.raises(MaxStepsExceededError, match="max_num_steps=3"), solver_errors():
+        model.predict(STIFF_X, verbose=0)
+
+
+def test_failed_solve_under_xla_is_flagged_by_the_status_metric():
+    block = _stiff_block()
+    model = keras.Sequential([keras.Input((2,)), block])
+    model.compile("sgd", "mse", jit_compile=True)
+    history = model.fit(STIFF_X, STIFF_X, verbose=0)
+    assert np.isnan(history.history["loss"]).all()
+    assert history.history["stiff_solve_status"] == [Status.MAX_STEPS]
+    block.status_metric.reset_state()
+    assert np.isnan(model.predict(STIFF_X, verbose=0)).all()
+    with pytest.raises(MaxStepsExceededError, match="stiff \\(under XLA\\).*max_num_steps=3"):
+        block.raise_for_status()

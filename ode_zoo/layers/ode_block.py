@@ -18,6 +18,7 @@ from keras import ops
 
 from ode_zoo.layers.keras_field import KerasField
 from ode_zoo.solvers import Solver, SolverLike, SolveStats, odeint
+from ode_zoo.solvers.errors import Status, error_for_status
 from ode_zoo.solvers.solver import solver_settings
 
 
@@ -31,6 +32,24 @@ class EvaluationCount(keras.metrics.Mean):
     def record(self, stats: SolveStats) -> list:
         self.update_state(stats.num_evaluations)
         return []
+
+
+class SolveStatus(keras.metrics.Metric):
+    """The highest `Status` code of the solves since the last reset (0: every solve
+    reached t1). A failed solve raises, except under XLA (`jit_compile=True`), which
+    drops the check: there its outputs are NaN and this metric is the flag."""
+
+    def __init__(self, name: str = "solve_status", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.status = self.add_variable(shape=(), initializer="zeros", dtype="int32",
+                                        name="status")
+
+    def update_state(self, status: Any) -> None:
+        self.status.assign(ops.maximum(self.status, ops.cast(status, "int32")))
+
+    def result(self) -> Any:
+        return ops.convert_to_tensor(self.status)
+
 
 def _check_block_args(t0: float, t1: float, augment_dim: int) -> None:
     """Raise a `ValueError` for a bad time span or augmentation."""
@@ -59,6 +78,13 @@ class ODEBlock(keras.layers.Layer):
     `"<layer name>_nfe"`), and with an adjoint every gradient records the
     backward solve's in `backward_nfe_metric` (`"<layer name>_backward_nfe"`), so
     `model.fit` logs their means and `History` keeps them.
+
+    Failed solves: a solve that cannot reach t1 raises an `ODESolverError`
+    (in `predict`/`fit` an `InvalidArgumentError` naming it: see
+    `ode_zoo.solver_errors`). Under XLA nothing can raise; the output is NaN and
+    the metric `status_metric` (`"<layer name>_solve_status"`) holds the failure's
+    `Status` code until reset, which `raise_for_status()` raises after the compiled
+    call (zoo models' `predict`, `fit` and `evaluate` do).
 
     Args:
       vector_field: a Keras layer with `call(t, y)` returning dy/dt with y's
@@ -97,6 +123,7 @@ class ODEBlock(keras.layers.Layer):
         self.nfe_metric = EvaluationCount(name=f"{self.name}_nfe")
         self.backward_nfe_metric = (EvaluationCount(name=f"{self.name}_backward_nfe")
                                     if solver.adjoint is not False else None)
+        self.status_metric = SolveStatus(name=f"{self.name}_solve_status")
 
     def build(self, input_shape: tuple) -> None:
         state_shape = self.compute_output_shape(input_shape)
@@ -118,7 +145,17 @@ class ODEBlock(keras.layers.Layer):
         ys, stats = odeint(field, y0, t, self.solver, params=field.parameters(),
                            return_stats=True, backward_stats=self.backward_nfe_metric)
         self.nfe_metric.update_state(stats.num_evaluations)
+        self.status_metric.update_state(stats.status)
         return ys[-1]
+
+    def raise_for_status(self) -> None:
+        """Raise the `ODESolverError` of the failure in `status_metric`, if any: how a
+        solve that failed under XLA, where nothing can raise, reaches the caller."""
+        status = int(self.status_metric.result())
+        if status != Status.SUCCESS:
+            raise error_for_status(Status(status), stage=f"{self.name} (under XLA)",
+                                   max_num_steps=self.solver.max_num_steps,
+                                   min_step_size=self.solver.min_step_size)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         last = input_shape[-1]

@@ -2,7 +2,10 @@
 exceptions `odeint` raises for them.
 
 Inside the loop nothing is raised (that would not survive `tf.function` or XLA);
-the loop ends with a status code and `odeint` turns it into an exception.
+the loop ends with a status code and `odeint` turns it into an exception: eagerly
+the `ODESolverError` subclass, in a graph an assertion whose
+`tf.errors.InvalidArgumentError` names that subclass, which `solver_errors()`
+raises as the subclass again. XLA drops assertions (see `guard`).
 
 Example:
     >>> from ode_zoo.solvers.errors import Status, error_for_status
@@ -13,7 +16,10 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import enum
+import re
+from typing import Iterator
 
 import tensorflow as tf
 
@@ -74,19 +80,56 @@ def error_for_status(status: Status, **knobs) -> ODESolverError:
     return cls(message_for_status(status, **knobs))
 
 
+_CLASSES = {cls.__name__: cls for cls, _ in _MESSAGES.values()}
+# The class name and message of a failed solve's graph assertion, in TF's error text.
+_GRAPH_MESSAGE = re.compile("(" + "|".join(_CLASSES) + r"): ([^\]\n]*)")
+
+
+def _graph_message(status: Status, **knobs) -> str:
+    """The assertion message of a failed status in a graph: error class, then explanation."""
+    return f"{_MESSAGES[status][0].__name__}: {message_for_status(status, **knobs)}"
+
+
+@contextlib.contextmanager
+def solver_errors() -> Iterator[None]:
+    """Context (or decorator) in which a solve failing inside a `tf.function`
+    (`predict`, `fit`, your own) raises the `ODESolverError` subclass it raises
+    eagerly, chained to the graph's `InvalidArgumentError`; other errors pass.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> from ode_zoo import odeint
+        >>> try:
+        ...     with solver_errors():
+        ...         tf.function(lambda: odeint(lambda t, y: -y, tf.ones([1]), [0.0, 9.0],
+        ...                                    max_num_steps=2))()
+        ... except ODESolverError as error:
+        ...     print(type(error).__name__)
+        MaxStepsExceededError
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        match = _GRAPH_MESSAGE.search(error.message or "")
+        if match is None:
+            raise
+        raise _CLASSES[match.group(1)](match.group(2).strip()) from error
+
+
 def guard(value: tf.Tensor, status: tf.Tensor, stage: str = "odeint", **knobs) -> tf.Tensor:
     """`value`, once `status` is known to be SUCCESS.
 
     Eager: raises the matching `ODESolverError`. Graph: adds assertions that fail
-    with the same message (`tf.errors.InvalidArgumentError`). XLA drops
-    assertions; there the unreached outputs are NaN and `status` tells why.
+    with its name and message (`tf.errors.InvalidArgumentError`, translated back by
+    `solver_errors`). XLA drops assertions; there the unreached outputs are NaN and
+    only `status` tells why.
     """
     if tf.executing_eagerly():
         if int(status) != Status.SUCCESS:
             raise error_for_status(Status(int(status)), stage=stage, **knobs)
         return value
     checks = [tf.debugging.Assert(tf.not_equal(status, int(s)),
-                                  [message_for_status(s, stage=stage, **knobs)])
+                                  [_graph_message(s, stage=stage, **knobs)])
               for s in _MESSAGES]
     with tf.control_dependencies(checks):
         return tf.identity(value)

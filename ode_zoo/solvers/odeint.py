@@ -92,10 +92,14 @@ def odeint(func: Callable, y0: Any, t: Union[tf.Tensor, np.ndarray, list],
     Raises:
       ValueError / TypeError: bad options, shapes or dtypes, NaN/inf in y0 or t.
       MaxStepsExceededError, StepSizeTooSmallError, NonFiniteStateError
-      (subclasses of `ODESolverError`) in eager mode when the solve fails; in a
-      `tf.function` the same messages come as `tf.errors.InvalidArgumentError`;
-      under XLA assertions are dropped: unreached outputs are NaN and
-      `stats.status` is non-zero.
+      (subclasses of `ODESolverError`, naming the knob to turn) in eager mode when
+      the solve fails. In a `tf.function` the failure is a
+      `tf.errors.InvalidArgumentError` naming that class; inside
+      `ode_zoo.solver_errors()` (and in a zoo model's `predict`, `fit`,
+      `evaluate`) it is raised as the class itself. Under XLA (`jit_compile=True`)
+      nothing can raise: the outputs not reached are NaN and `stats.status` (a
+      `Status`, 0 on success) says why, so pass `return_stats=True` and check it
+      there; without it a failed solve's NaN carries no flag.
 
     Example:
         >>> import tensorflow as tf

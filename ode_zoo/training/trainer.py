@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ode_zoo.solvers.errors import solver_errors
 from ode_zoo.training.checkpoints import (atomic_write, load_checkpoint, metric_variables,
                                           remove_stale_temp_files, save_checkpoint)
 from ode_zoo.training.distribute import (build_state, check_even_split, output_dir, replicated,
@@ -262,7 +263,8 @@ class Trainer:
                 handler = self._catch_ctrl_c()
                 try:
                     while state["epoch"] < self.epochs:
-                        self._run_epoch(state)
+                        with solver_errors():     # a failed solve as its ODESolverError
+                            self._run_epoch(state)
                 except KeyboardInterrupt:
                     self._interrupted(state)
                 finally:
