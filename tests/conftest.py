@@ -75,6 +75,24 @@ def mocap_dir() -> Path:
                 + "; set ODE_ZOO_DATA to a folder holding ode2vae/mocap35.mat")
 
 
+PHYSIONET_FILES = ("set-a.tar.gz", "set-b.tar.gz", "Outcomes-a.txt", "Outcomes-b.txt")
+
+
+@pytest.fixture(scope="session")
+def physionet_dir() -> Path:
+    """The folder of the four PhysioNet 2012 files: $ODE_ZOO_DATA/physionet2012, else
+    <repo>/../shared/data/physionet2012. Skips the test when neither holds them."""
+    candidates = [REPO_ROOT.parent / "shared" / "data" / "physionet2012"]
+    if "ODE_ZOO_DATA" in os.environ:
+        candidates.insert(0, Path(os.environ["ODE_ZOO_DATA"]) / "physionet2012")
+    for candidate in candidates:
+        if all((candidate / name).is_file() for name in PHYSIONET_FILES):
+            return candidate
+    pytest.skip("PhysioNet 2012 not found: looked for " + ", ".join(PHYSIONET_FILES) + " in "
+                + ", ".join(map(str, candidates))
+                + "; set ODE_ZOO_DATA to a folder holding physionet2012/")
+
+
 def _no_download():
     raise AssertionError("tests must not download")
 

@@ -37,8 +37,10 @@ ROWS: Dict[str, Dict[str, Any]] = {
     "ode2vae_mocap": dict(latent_dim=2, bnn_units=[8], coder_units=[8]),
     "ode2vae_rotmnist": dict(latent_dim=2, bnn_units=[8], encoder_filters=4,
                              decoder_filters=4),
+    "odernn_physionet": dict(units=4, field_units=[4], head_units=[4]),
 }
-SERVED = ("odenet_mnist", "ffjord_toy_8gaussians", "cfm_mnist", "ode2vae_mocap")
+SERVED = ("odenet_mnist", "ffjord_toy_8gaussians", "cfm_mnist", "ode2vae_mocap",
+          "odernn_physionet")
 PIXEL_MODELS = ("odenet_mnist", "deq_mnist", "ffjord_mnist", "cfm_mnist", "ode2vae_rotmnist")
 
 
@@ -90,7 +92,7 @@ def test_family_hooks(name: str) -> None:
     assert next(iter(model.serving_endpoints())) == "serving_default"
     assert model_class(model.zoo_config) is type(model)
     assert isinstance(model.compile_defaults(), dict)
-    assert model.family in ("classifier", "flow", "sequence_vae")
+    assert model.family in ("classifier", "flow", "sequence_vae", "irregular_series")
     inputs = random_inputs(model, batch_size=2)
     assert sorted(inputs) == sorted(model.serving_endpoints())
     results = outputs(model, inputs)
@@ -115,12 +117,13 @@ def test_an_empty_batch_gives_an_empty_result_on_every_entry_point(name: str) ->
     """Keras' predict, TF's convolutions and the adaptive solver's error norm each
     failed on a batch of no examples."""
     model = tiny(name)
-    examples = model.random_examples(1)
+    examples = model.random_examples(1)            # an array, or a dict of them
     entries = {"call": model, "predict": lambda x: model.predict(x, verbose=0)}
     entries.update({method: getattr(model, method) for method in ("log_prob", "reconstruct")
                     if hasattr(model, method)})
     for entry, run in entries.items():
-        one, none = np.asarray(run(examples)), np.asarray(run(examples[:0]))
+        no_examples = tf.nest.map_structure(lambda a: a[:0], examples)
+        one, none = np.asarray(run(examples)), np.asarray(run(no_examples))
         assert none.shape == (0, *one.shape[1:]), (entry, none.shape, one.shape)
     if hasattr(model, "sample"):
         assert model.sample(np.zeros((0, model.dim), np.float32)).shape == (0, *model.event_shape)

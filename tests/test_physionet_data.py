@@ -3,7 +3,6 @@ real data (when present) — split rule, sizes, deaths, determinism."""
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from ode_zoo.datasets import physionet2012
 from ode_zoo.datasets.physionet2012 import (VARIABLES, VariableRanges, in_split, scale_values,
                                             unscale_values, variable_ranges)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FILES = ("set-a.tar.gz", "set-b.tar.gz", "Outcomes-a.txt", "Outcomes-b.txt")
 V = {name: i for i, name in enumerate(VARIABLES)}
 H = 1.0 / 60.0                       # one minute in hours
 
@@ -219,24 +216,9 @@ def test_variable_ranges_and_scaling(tiny):
 # --- the real data ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def real_dir() -> Path:
-    """The folder of the four real files: $ODE_ZOO_DATA/physionet2012, else
-    <repo>/../shared/data/physionet2012. Skips when neither holds them."""
-    candidates = [REPO_ROOT.parent / "shared" / "data" / "physionet2012"]
-    if "ODE_ZOO_DATA" in os.environ:
-        candidates.insert(0, Path(os.environ["ODE_ZOO_DATA"]) / "physionet2012")
-    for candidate in candidates:
-        if all((candidate / name).is_file() for name in FILES):
-            return candidate
-    pytest.skip("PhysioNet 2012 not found: looked for " + ", ".join(FILES) + " in "
-                + ", ".join(map(str, candidates))
-                + "; set ODE_ZOO_DATA to a folder holding physionet2012/")
-
-
-@pytest.fixture(scope="module")
-def real_all(real_dir):
+def real_all(physionet_dir):
     """All 8,000 patients, loaded once (the first run parses and caches, 5–10 s)."""
-    return physionet2012("all", data_dir=str(real_dir))
+    return physionet2012("all", data_dir=str(physionet_dir))
 
 
 def _outcome_ids(path: Path) -> np.ndarray:
@@ -244,14 +226,14 @@ def _outcome_ids(path: Path) -> np.ndarray:
                      if line.strip()])
 
 
-def test_real_data_sizes_labels_and_times(real_dir, real_all):
+def test_real_data_sizes_labels_and_times(physionet_dir, real_all):
     data = real_all
     assert data.record_ids.shape == (8000,) and len(np.unique(data.record_ids)) == 8000
     assert (np.diff(data.record_ids) > 0).all()
     assert data.values.shape[2] == 41 and data.variables == VARIABLES
     assert int(data.labels.sum()) == 554 + 568
     for name, deaths in (("Outcomes-a.txt", 554), ("Outcomes-b.txt", 568)):
-        ids = _outcome_ids(real_dir / name)
+        ids = _outcome_ids(physionet_dir / name)
         assert len(ids) == 4000
         assert int(data.labels[np.isin(data.record_ids, ids)].sum()) == deaths
     assert data.times.min() == 0 and data.times.max() == 48
@@ -270,12 +252,12 @@ def test_real_data_sizes_labels_and_times(real_dir, real_all):
     assert first[1, V["HR"]] == 73 and first[1, V["NIMAP"]] == pytest.approx(92.33)
 
 
-def test_real_splits_follow_the_record_id_rule(real_dir, real_all):
+def test_real_splits_follow_the_record_id_rule(physionet_dir, real_all):
     ids = real_all.record_ids
     seen = []
     for split, rule in (("test", ids % 5 == 0), ("validation", ids % 10 == 1),
                         ("train", (ids % 5 != 0) & (ids % 10 != 1))):
-        part = physionet2012(split, data_dir=str(real_dir))
+        part = physionet2012(split, data_dir=str(physionet_dir))
         np.testing.assert_array_equal(part.record_ids, ids[rule])
         np.testing.assert_array_equal(part.labels, real_all.labels[rule])
         length = part.times.shape[1]
@@ -286,15 +268,15 @@ def test_real_splits_follow_the_record_id_rule(real_dir, real_all):
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), ids)
 
 
-def test_real_loading_is_deterministic_and_rounding_merges(real_dir, real_all):
-    again = physionet2012("all", data_dir=str(real_dir))
+def test_real_loading_is_deterministic_and_rounding_merges(physionet_dir, real_all):
+    again = physionet2012("all", data_dir=str(physionet_dir))
     for a, b in zip(real_all, again):
         np.testing.assert_array_equal(a, b)
-    rounded = physionet2012("all", data_dir=str(real_dir), round_hours=0.1)
+    rounded = physionet2012("all", data_dir=str(physionet_dir), round_hours=0.1)
     np.testing.assert_allclose(rounded.times * 10, np.rint(rounded.times * 10), atol=1e-4)
     assert rounded.times.max() == 48 and (rounded.lengths <= real_all.lengths).all()
     assert rounded.times.shape[1] < real_all.times.shape[1]
     assert rounded.mask.sum() < real_all.mask.sum()
-    ranges = variable_ranges(data_dir=str(real_dir))
+    ranges = variable_ranges(data_dir=str(physionet_dir))
     scaled = scale_values(rounded.values, rounded.mask, ranges)
     assert scaled.min() >= 0 and scaled.max() <= 1

@@ -1,7 +1,8 @@
 """tf.data pipelines with a reproducible order per (seed, epoch), so a resumed
 run sees exactly the batches it would have seen: `classification_dataset`
 (images and labels) and `inputs_dataset` (inputs alone: a flow's points or
-images, ODE2VAE's sequences).
+images, ODE2VAE's sequences). Inputs may also be a dict of arrays with aligned
+rows (irregular series: times, values, mask); batches then hold dicts.
 
 Example:
     >>> import numpy as np
@@ -15,7 +16,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -35,14 +36,21 @@ def random_shift(images: tf.Tensor, seed: tf.Tensor, pixels: int) -> tf.Tensor:
     return tf.ensure_shape(shifted, images.shape)
 
 
+def _float32(inputs: Any) -> Any:
+    """Inputs (a tensor or a dict of them) as float32."""
+    return tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), inputs)
+
+
 def _ordered_batches(arrays: Tuple[np.ndarray, ...], batch_size: int,
                      shuffle_seed: Optional[int], epoch: int, skip_batches: int,
                      drop_remainder: bool) -> tf.data.Dataset:
-    """Batches of `arrays` (rows aligned), permuted by (shuffle_seed, epoch) when
-    a seed is given, the first `skip_batches` batches left out."""
+    """Batches of `arrays` (rows aligned; each an array or a dict of arrays),
+    permuted by (shuffle_seed, epoch) when a seed is given, the first
+    `skip_batches` batches left out."""
     if shuffle_seed is not None:
-        order = np.random.default_rng([shuffle_seed, epoch]).permutation(len(arrays[0]))
-        arrays = tuple(a[order] for a in arrays)
+        rows = len(tf.nest.flatten(arrays[0])[0])
+        order = np.random.default_rng([shuffle_seed, epoch]).permutation(rows)
+        arrays = tf.nest.map_structure(lambda a: a[order], arrays)
     ds = tf.data.Dataset.from_tensor_slices(arrays if len(arrays) > 1 else arrays[0])
     return ds.batch(batch_size, drop_remainder=drop_remainder).skip(skip_batches)
 
@@ -51,14 +59,21 @@ def classification_dataset(images: np.ndarray, labels: np.ndarray, batch_size: i
                            shuffle_seed: Optional[int] = None, epoch: int = 0,
                            shift_pixels: int = 0, skip_batches: int = 0,
                            drop_remainder: bool = False) -> tf.data.Dataset:
-    """Batches of (float32 raw-pixel images, int64 labels).
+    """Batches of (float32 raw-pixel images, int64 labels); `images` may also be a
+    dict of arrays (irregular series), batched as a dict of float32 tensors.
 
     With `shuffle_seed`, epoch `epoch` gets its own fixed permutation and
     augmentation noise; `skip_batches` starts mid-epoch (for resuming).
+
+    Example:
+        >>> series = {"times": np.zeros((5, 3)), "values": np.zeros((5, 3, 2))}
+        >>> x, y = next(iter(classification_dataset(series, np.arange(5), 2, shuffle_seed=0)))
+        >>> sorted(x), x["values"].shape, x["times"].dtype.name
+        (['times', 'values'], TensorShape([2, 3, 2]), 'float32')
     """
     ds = _ordered_batches((images, labels), batch_size, shuffle_seed, epoch, skip_batches,
                           drop_remainder)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    ds = ds.map(lambda x, y: (_float32(x), y))
     if shift_pixels:
         seed_base = 0 if shuffle_seed is None else shuffle_seed
         ds = ds.enumerate(start=skip_batches).map(
@@ -86,4 +101,4 @@ def inputs_dataset(inputs: np.ndarray, batch_size: int, shuffle_seed: Optional[i
                          f"none (got shift_pixels={shift_pixels}).")
     ds = _ordered_batches((inputs,), batch_size, shuffle_seed, epoch, skip_batches,
                           drop_remainder)
-    return ds.map(lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+    return ds.map(_float32).prefetch(tf.data.AUTOTUNE)

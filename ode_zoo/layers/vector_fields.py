@@ -346,3 +346,61 @@ class FlatImageVectorField(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
         })
         return config
+
+
+@keras.saving.register_keras_serializable(package="ode_zoo")
+class AutonomousDenseField(keras.layers.Layer):
+    """An autonomous MLP vector field dy/dt = f(y): `t` is ignored, so a solve may
+    rescale time (as the ODE-RNN does, integrating each row over its own interval).
+
+    Dense layers of `hidden_units` widths with `activation` after each, then a
+    linear layer back to y's width (with no hidden units, f(y) = y·W + b).
+
+    Args:
+      hidden_units: widths of the hidden layers (may be empty: one linear layer).
+      activation: nonlinearity after each hidden layer.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> field = AutonomousDenseField(hidden_units=(8,))
+        >>> field(tf.constant(0.0), tf.ones((5, 3))).shape
+        TensorShape([5, 3])
+        >>> bool(tf.reduce_all(field(tf.constant(0.0), tf.ones((1, 3)))
+        ...                    == field(tf.constant(9.0), tf.ones((1, 3)))))
+        True
+    """
+
+    def __init__(self, hidden_units: Sequence[int] = (64, 64), activation: Any = "tanh",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if any(int(u) != u or u < 1 for u in hidden_units):
+            raise ValueError(f"hidden_units must be positive integers, got "
+                             f"{tuple(hidden_units)}.")
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, t_shape: tuple, y_shape: tuple) -> None:
+        if y_shape[-1] is None:
+            raise ValueError(f"The last axis of y must be known, got y shape {y_shape}.")
+        widths = self.hidden_units + (y_shape[-1],)
+        self.dense_layers = [keras.layers.Dense(units, dtype=self.dtype_policy, name=f"dense_{i}")
+                             for i, units in enumerate(widths)]
+        shape = tuple(y_shape)
+        for layer in self.dense_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, t: Any, y: Any) -> Any:
+        _, h = _compute_inputs(self, t, y)
+        for layer in self.dense_layers[:-1]:
+            h = self.activation(layer(h))
+        return ops.cast(self.dense_layers[-1](h), y.dtype)
+
+    def compute_output_shape(self, t_shape: tuple, y_shape: tuple) -> tuple:
+        return tuple(y_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"hidden_units": list(self.hidden_units),
+                       "activation": keras.activations.serialize(self.activation)})
+        return config

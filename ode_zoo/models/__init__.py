@@ -5,6 +5,7 @@ from ode_zoo.models.ffjord_image import FFJORDImageFlow
 from ode_zoo.models.ffjord_toy import FFJORDToyFlow
 from ode_zoo.models.ode2vae import ODE2VAE
 from ode_zoo.models.odenet import ODENetClassifier
+from ode_zoo.models.odernn import ODERNNClassifier
 
 __all__ = ["CFMImageFlow", "DEQClassifier", "FFJORDImageFlow", "FFJORDToyFlow", "ODE2VAE",
-           "ODENetClassifier"]
+           "ODENetClassifier", "ODERNNClassifier"]

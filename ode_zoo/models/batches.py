@@ -1,6 +1,7 @@
-"""What every zoo model's input checks share about the batch axis:
-`has_no_examples` (entry points return an empty result for an empty batch) and
-`assert_batch_shape` (the run-time shape check a SavedModel signature lacks).
+"""What every zoo model's input checks share: `has_no_examples` (entry points
+return an empty result for an empty batch), `assert_batch_shape` (the run-time
+shape check a SavedModel signature lacks) and `InvalidInputsError` (the eager
+error of refused values).
 
 Example:
     >>> import tensorflow as tf
@@ -19,14 +20,25 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 
 
+class InvalidInputsError(tf.errors.InvalidArgumentError, ValueError):
+    """Input values a model refuses, raised eagerly; catch it as `ValueError` or,
+    as inside `predict`, `tf.errors.InvalidArgumentError`."""
+
+    def __init__(self, message: str, *args: Any):
+        # Keras re-raises errors as type(e)(node_def, op, message, ...): keep that form.
+        super().__init__(*((message, *args) if args else (None, None, message)))
+
+
 def has_no_examples(batch: Any) -> bool:
-    """Whether `batch` is known to hold no examples (its leading axis is 0).
+    """Whether `batch` (an array, or a dict or tuple of them) is known to hold no
+    examples (the leading axis of its first array is 0).
 
     Entry points return an empty result for such a batch instead of running their
     layers on it: TensorFlow's CPU convolution gives an empty batch the wrong
     number of channels, and Keras' `predict` fails on it.
     """
-    shape = tf.TensorShape(getattr(batch, "shape", None))
+    leaves = tf.nest.flatten(batch)
+    shape = tf.TensorShape(getattr(leaves[0], "shape", None) if leaves else None)
     return bool(shape.rank) and shape[0] == 0
 
 

@@ -26,17 +26,13 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ode_zoo.models.batches import assert_batch_shape
+from ode_zoo.models.batches import InvalidInputsError, assert_batch_shape
 
 
-class InvalidPixelsError(tf.errors.InvalidArgumentError, ValueError):
+class InvalidPixelsError(InvalidInputsError):
     """Pixel values a model refuses (NaN, outside 0–255, scaled to [0, 1], fractions),
     raised eagerly; catch it as `ValueError` or, as inside `predict`,
     `tf.errors.InvalidArgumentError`."""
-
-    def __init__(self, message: str, *args: Any):
-        # Keras re-raises errors as type(e)(node_def, op, message, ...): keep that form.
-        super().__init__(*((message, *args) if args else (None, None, message)))
 
 
 def _expected(image_shape: Sequence[int], leading: str) -> str:

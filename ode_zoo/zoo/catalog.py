@@ -87,7 +87,7 @@ def describe_all() -> List[str]:
         metadata = published_metadata(name)
         status = (_headline(metadata.get("metrics", {}), cls.headline_metrics) if metadata
                   else "not published yet")
-        lines.append(f"{name:28s} {cls.family:12s} {status}")
+        lines.append(f"{name:28s} {cls.family:16s} {status}")
     return lines
 
 

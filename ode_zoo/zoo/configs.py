@@ -17,9 +17,9 @@ ALLOWED_KEYS = {
     "": {"name", "description", "model", "dataset", "training", "evaluation"},
     "model": {"class", "config"},
     # toy2d also names its `toy` set and each split's `sizes` and `seeds`; sequence
-    # datasets may keep their first `frames`.
+    # datasets may keep their first `frames`; physionet2012 rounds times to `round_hours`.
     "dataset": {"name", "train_split", "validation_split", "test_split", "toy", "sizes", "seeds",
-                "frames"},
+                "frames", "round_hours"},
     # Sequence models may also set `passes_per_epoch` and a `frames_schedule`.
     "training": {"model_overrides", "epochs", "batch_size", "learning_rate", "lr_schedule",
                  "shift_pixels", "checkpoint_every", "seed", "monitor", "mode", "threads",

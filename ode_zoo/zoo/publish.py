@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Union
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ode_zoo.solvers import Solver
 from ode_zoo.training.trainer import BEST_WEIGHTS, HISTORY
@@ -41,7 +42,9 @@ def serving_inputs(model: keras.Model, data_dir: Optional[str] = None) -> Reques
     real test examples (and, for a flow's `sample`, seeded base noise)."""
     config = model.zoo_config
     inputs, _ = split_arrays(config, config["dataset"]["test_split"], data_dir)
-    return model.serving_inputs(inputs[:SERVING_CHECK_EXAMPLES].astype(np.float32))
+    first = tf.nest.map_structure(lambda a: a[:SERVING_CHECK_EXAMPLES].astype(np.float32),
+                                  inputs)
+    return model.serving_inputs(first)
 
 
 def export_and_check(model: keras.Model, directory: PathLike, version: int = 1,

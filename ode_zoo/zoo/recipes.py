@@ -9,7 +9,10 @@ a split's arrays come from and the shape of one example: "mnist" (raw-pixel
 images 0–255 and labels), "toy2d" (2-D points of `ode_zoo.datasets.toy2d`, no
 labels; the config names the `toy` set and each split's `sizes` and `seeds`),
 "rotating_mnist" and "mocap" (sequences [N, T, ...] of `ode_zoo.datasets`, no
-labels; an optional `frames` keeps the first ones of every split).
+labels; an optional `frames` keeps the first ones of every split), "physionet2012"
+(padded irregular series as a dict {"times", "values" (raw units), "mask"} and
+in-hospital death labels; the config's `round_hours` merges times onto that grid,
+default 0.1).
 
 Example:
     >>> from ode_zoo.zoo.configs import load_config
@@ -31,7 +34,7 @@ import tensorflow as tf
 
 from ode_zoo import models  # noqa: F401  (registers the zoo's model classes with Keras)
 from ode_zoo.datasets import (classification_dataset, inputs_dataset, load_mnist, load_mocap,
-                              load_rotating_mnist, sample_toy)
+                              load_rotating_mnist, physionet2012, sample_toy)
 
 Arrays = Tuple[np.ndarray, ...]
 
@@ -72,11 +75,18 @@ def _mocap_arrays(dataset: Dict[str, Any], split: str,
     return _first_frames(dataset, load_mocap(split, data_dir=data_dir))
 
 
+def _physionet_arrays(dataset: Dict[str, Any], split: str,
+                      data_dir: Optional[str]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    data = physionet2012(split, round_hours=dataset.get("round_hours", 0.1), data_dir=data_dir)
+    return {"times": data.times, "values": data.values, "mask": data.mask}, data.labels
+
+
 DATASETS: Dict[str, DatasetSource] = {
     "mnist": DatasetSource(_mnist_arrays, (28, 28, 1)),
     "toy2d": DatasetSource(_toy_arrays, (2,)),
     "rotating_mnist": DatasetSource(_rotating_mnist_arrays, (16, 28, 28, 1)),
     "mocap": DatasetSource(_mocap_arrays, (300, 50)),
+    "physionet2012": DatasetSource(_physionet_arrays, (None, 41)),   # values of one series
 }
 
 
@@ -132,7 +142,8 @@ def compile_model(model: keras.Model, config: Dict[str, Any],
 def split_arrays(config: Dict[str, Any], split: str, data_dir: Optional[str] = None
                  ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """(inputs, labels) numpy arrays of a dataset split named in the config;
-    labels are None for a dataset without them (toy2d)."""
+    labels are None for a dataset without them (toy2d); inputs are a dict of
+    arrays for irregular series (physionet2012)."""
     source = _lookup(DATASETS, config["dataset"]["name"], "dataset", config)
     return source.arrays(config["dataset"], split, data_dir)
 
@@ -185,11 +196,12 @@ def training_data(config: Dict[str, Any], data_dir: Optional[str] = None
     pipeline = batches(config)
     arrays = batch_arrays(config, config["dataset"]["train_split"], data_dir)
     batch_size, passes = training["batch_size"], training.get("passes_per_epoch", 1)
-    per_pass = len(arrays[0]) // batch_size
+    examples = len(tf.nest.flatten(arrays[0])[0])
+    per_pass = examples // batch_size
     if per_pass < 1 or passes < 1:
         raise ValueError(f"Zoo config {config['name']!r}: batch_size {batch_size} and "
                          f"passes_per_epoch {passes} leave no training step for "
-                         f"{len(arrays[0])} training examples.")
+                         f"{examples} training examples.")
     if "frames_schedule" in training and model_class(config).labelled:
         raise ValueError(f"Zoo config {config['name']!r}: frames_schedule cuts sequences; "
                          f"{config['model']['class']} trains on labelled examples.")
