@@ -155,12 +155,13 @@ def test_finetune_example_runs_on_a_tiny_flow(mnist_env, tmp_path: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr[-3000:]
-    result = re.search(r"bits/dim of 8 test 3s: before (\S+), after (\S+), (\S+) better",
-                       done.stdout)
+    result = re.search(r"bits/dim of 8 test 3s: before (\S+), after (\S+), "
+                       r"(\S+) (better|worse)", done.stdout)
     assert result, done.stdout
-    before, after, gain = (float(g.rstrip(",")) for g in result.groups())
+    before, after, change = (float(g.rstrip(",")) for g in result.groups()[:3])
     assert math.isfinite(before) and math.isfinite(after)
-    assert gain == pytest.approx(before - after, abs=2e-3)
+    assert change == pytest.approx(abs(before - after), abs=2e-3)
+    assert result.group(4) == ("better" if after < before else "worse")
     metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text())
     assert metadata["fine_tuning"]["digit"] == 3
     assert metadata["fine_tuning"]["test_bits_per_dim_after"] == pytest.approx(after, abs=1e-3)
