@@ -38,9 +38,11 @@ ROWS: Dict[str, Dict[str, Any]] = {
     "ode2vae_rotmnist": dict(latent_dim=2, bnn_units=[8], encoder_filters=4,
                              decoder_filters=4),
     "odernn_physionet": dict(units=4, field_units=[4], head_units=[4]),
+    "latent_ode_physionet": dict(units=4, latent_dim=2, encoder_field_units=[4],
+                                 decoder_field_units=[4]),
 }
 SERVED = ("odenet_mnist", "ffjord_toy_8gaussians", "cfm_mnist", "ode2vae_mocap",
-          "odernn_physionet")
+          "odernn_physionet", "latent_ode_physionet")
 PIXEL_MODELS = ("odenet_mnist", "deq_mnist", "ffjord_mnist", "cfm_mnist", "ode2vae_rotmnist")
 
 

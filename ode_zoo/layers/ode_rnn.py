@@ -31,6 +31,39 @@ from ode_zoo.solvers import Solver, SolverLike
 from ode_zoo.solvers.solver import solver_settings
 
 
+def intervals(times: tf.Tensor) -> tf.Tensor:
+    """Δt [N, T] of times [N, T]: each step's time minus the previous one's (0 first).
+
+    Example:
+        >>> intervals(tf.constant([[1.0, 1.5, 3.0]])).numpy().tolist()
+        [[0.0, 0.5, 1.5]]
+    """
+    return times - tf.concat([times[:, :1], times[:, :-1]], axis=1)
+
+
+def evolve_rows(field: keras.layers.Layer, solver: Solver, h: tf.Tensor,
+                dt: tf.Tensor) -> tf.Tensor:
+    """h [N, K] carried by the autonomous dh/dt = field(h) over each row's own span
+    dt [N], all rows in one solve: dh/ds = dt·field(h) over s ∈ [0, 1] (a row with
+    dt = 0 stays exactly as it is).
+
+    Example:
+        >>> field = AutonomousDenseField(())
+        >>> field.build((), (None, 2))
+        >>> evolve_rows(field, Solver("rk4", num_steps=1), tf.ones((2, 2)),
+        ...             tf.constant([0.0, 1.0])).shape
+        TensorShape([2, 2])
+    """
+    keras_field = KerasField(field)
+    dt = tf.cast(dt, h.dtype)[:, None]
+
+    def rescaled(s: tf.Tensor, y: tf.Tensor, params: Sequence[tf.Tensor]) -> tf.Tensor:
+        return dt * keras_field(s, y, params)
+
+    span = tf.constant([0.0, 1.0], h.dtype)
+    return solvers.odeint(rescaled, h, span, solver, params=keras_field.parameters())[-1]
+
+
 @keras.saving.register_keras_serializable(package="ode_zoo")
 class ODERNN(keras.layers.Layer):
     """ODE-RNN over padded irregular series: `call(times [N, T], inputs [N, T, F],
@@ -71,20 +104,13 @@ class ODERNN(keras.layers.Layer):
             >>> bool(tf.reduce_all(layer.evolve(h, tf.constant([0.0, 0.5]))[0] == h[0]))
             True
         """
-        field = KerasField(self.field)
-        dt = tf.cast(dt, h.dtype)[:, None]
-
-        def rescaled(s: tf.Tensor, y: tf.Tensor, params: Sequence[tf.Tensor]) -> tf.Tensor:
-            return dt * field(s, y, params)
-
-        span = tf.constant([0.0, 1.0], h.dtype)
-        return solvers.odeint(rescaled, h, span, self.solver, params=field.parameters())[-1]
+        return evolve_rows(self.field, self.solver, h, dt)
 
     def call(self, times: Any, inputs: Any, observed: Any) -> tf.Tensor:
         inputs = tf.convert_to_tensor(inputs, self.compute_dtype)
         times = tf.cast(times, inputs.dtype)
         observed = tf.cast(observed, tf.bool)
-        steps = times - tf.concat([times[:, :1], times[:, :-1]], axis=1)
+        steps = intervals(times)
 
         def step(h: tf.Tensor, elements: tuple) -> tf.Tensor:
             dt, x, seen = elements

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ode_zoo.layers.ode_rnn import intervals
 from ode_zoo.models.base import Endpoint, Requests, ZooModel, spec
 from ode_zoo.models.series_inputs import KEYS, Series, check_irregular_series
 
@@ -79,17 +80,21 @@ class IrregularSeriesModel(ZooModel, keras.Model):
         """The checked batch (see `ode_zoo.models.series_inputs`)."""
         return check_irregular_series(inputs, self.num_variables, type(self).__name__)
 
+    def value_scale(self) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(minimum, span) [D]: scaled = (value − minimum) / span (span 1 for a
+        constant variable)."""
+        minimum = tf.constant(self.value_minimum, tf.float32)
+        span = tf.constant(self.value_maximum, tf.float32) - minimum
+        return minimum, tf.where(span > 0, span, tf.ones_like(span))
+
     def encoder_inputs(self, series: Series) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(times in `time_unit`s [N, S], [scaled values, mask] [N, S, 2D], observed
         [N, S] bool), cut after the batch's last step that is not padding (S <= T):
         padding changes nothing, so dropping it changes no result."""
-        minimum = tf.constant(self.value_minimum, tf.float32)
-        span = tf.constant(self.value_maximum, tf.float32) - minimum
-        span = tf.where(span > 0, span, tf.ones_like(span))
+        minimum, span = self.value_scale()
         scaled = (series.values - minimum) / span * series.mask
         observed = tf.reduce_any(series.mask > 0, axis=-1)
-        moves = series.times - tf.concat([series.times[:, :1], series.times[:, :-1]], axis=1)
-        real = tf.reduce_any(observed | (moves > 0), axis=0)
+        real = tf.reduce_any(observed | (intervals(series.times) > 0), axis=0)
         steps = tf.reduce_max(tf.where(real, tf.range(1, tf.shape(real)[0] + 1), 0))
         times = series.times[:, :steps] / self.time_unit
         features = tf.concat([scaled, series.mask], axis=-1)[:, :steps]
