@@ -16,6 +16,7 @@ from ode_zoo.layers import ODERNN
 from ode_zoo.models import ODERNNClassifier
 from ode_zoo.models.batches import InvalidInputsError
 from ode_zoo.zoo.configs import load_config
+from ode_zoo.zoo.publish import training_evaluation_counts
 from ode_zoo.zoo.recipes import build_model, training_data
 
 RK4_1 = {"method": "rk4", "num_steps": 1}
@@ -222,3 +223,14 @@ def test_loader_to_pipeline_to_model(physionet_dir: Path) -> None:
     model = build_model(config, dict(units=4, field_units=[4], head_units=[4]))
     probability = model.probability({k: v[:8] for k, v in x.items()}).numpy()
     assert probability.shape == (8,) and np.all((probability > 0) & (probability < 1))
+
+
+def test_publish_measures_a_training_step_on_dict_inputs(physionet_dir: Path,
+                                                        tmp_path: Path) -> None:
+    config = load_config("odernn_physionet")
+    tiny = dict(units=4, field_units=[4], head_units=[4])
+    config["training"]["model_overrides"] = tiny
+    weights = tmp_path / "tiny.weights.h5"
+    build_model(config, tiny).save_weights(weights)
+    # The recipe's model logs no solver counts: the step runs on a real dict batch.
+    assert training_evaluation_counts(config, weights, str(physionet_dir)) == {}

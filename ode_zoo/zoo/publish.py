@@ -69,8 +69,9 @@ def training_evaluation_counts(config: Dict[str, Any], weights: PathLike,
     arrays = batch_arrays(config, config["dataset"]["train_split"], data_dir)
     batch = config["training"]["batch_size"]
     model.reset_metrics()
-    inputs, *labels = [a[:batch] for a in arrays]
-    logs = model.train_on_batch(inputs.astype(np.float32), *labels, return_dict=True)
+    inputs, *labels = [tf.nest.map_structure(lambda a: a[:batch], part) for part in arrays]
+    inputs = tf.nest.map_structure(lambda a: a.astype(np.float32), inputs)
+    logs = model.train_on_batch(inputs, *labels, return_dict=True)
     return {f"train_{solver_count_key(k)}": float(v) for k, v in logs.items()
             if solver_count_key(k)}
 
