@@ -48,7 +48,7 @@ class SolveStatus(keras.metrics.Metric):
         self.status.assign(ops.maximum(self.status, ops.cast(status, "int32")))
 
     def result(self) -> Any:
-        return ops.convert_to_tensor(self.status)
+        return ops.cast(self.status, "float32")    # a tensor, also of a replicated variable
 
 
 def _check_block_args(t0: float, t1: float, augment_dim: int) -> None:
