@@ -84,7 +84,8 @@ def test_bad_classes_and_datasets_name_the_known_ones(tmp_path: Path) -> None:
     config = load_config(str(tiny_config(tmp_path)))
     with pytest.raises(ValueError, match=r"Unknown model class 'GAN'.*'FFJORDToyFlow'"):
         batch_arrays({**config, "model": {**config["model"], "class": "GAN"}}, "train")
-    with pytest.raises(ValueError, match=r"Unknown dataset 'cifar'.*\['mnist', 'mocap', 'rotating_mnist', 'toy2d'\]"):
+    known = r"\['mnist', 'mocap', 'physionet2012', 'rotating_mnist', 'toy2d'\]"
+    with pytest.raises(ValueError, match=r"Unknown dataset 'cifar'.*" + known):
         batch_arrays({**config, "dataset": {**config["dataset"], "name": "cifar"}}, "train")
     with pytest.raises(ValueError, match=r"split 'extra'.*\['test', 'train', 'validation'\]"):
         batch_arrays(config, "extra")

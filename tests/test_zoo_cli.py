@@ -205,9 +205,12 @@ def test_ctrl_c_stops_ode_zoo_train_with_a_checkpoint_to_resume_from(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = shutil.which("ode-zoo", path=os.pathsep.join([sysconfig.get_path("scripts"),
                                                             os.environ.get("PATH", "")]))
+    # As from a terminal: a suite run as a background job (`bash .ci/run &`) ignores
+    # SIGINT, and a child inherits that; the trainer rightly leaves it ignored then.
     process = subprocess.Popen([command, "train", str(config), "--run-dir", str(run),
                                 "--epochs", "200"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (run / "checkpoint.npz").exists() and process.poll() is None:
         assert time.time() < deadline
