@@ -40,6 +40,7 @@ from ode_zoo.zoo.configs import load_config  # noqa: E402
 from ode_zoo.zoo.presets import build_compiled_model  # noqa: E402
 
 TOY, TEST_POINTS, FM_BATCH = "8gaussians", 10_000, 256
+UNET_BATCH = 128           # torchcfm's MNIST batch, at least either recipe's batch
 LIKELIHOOD_SOLVER = {"method": "dopri5", "rtol": 1e-5, "atol": 1e-5}
 
 
@@ -53,13 +54,13 @@ def mnist_batch(size: int) -> tuple[np.ndarray, str]:
         return pixels.astype(np.float32), "random pixels (no MNIST files found)"
 
 
-def recipe_seconds_per_image(name: str, repeats: int) -> float:
-    """Median wall seconds of one `train_on_batch` of recipe `name`, per image."""
+def recipe_seconds_per_image(name: str, images: np.ndarray, repeats: int) -> float:
+    """Median wall seconds of one `train_on_batch` of recipe `name` on the first
+    batch of `images`, per image."""
     config = load_config(name)
     batch_size = config["training"]["batch_size"]
     model = build_compiled_model(config, config["training"].get("model_overrides", {}))
-    images, _ = mnist_batch(batch_size)
-    return timed(lambda: model.train_on_batch(images), repeats) / batch_size
+    return timed(lambda: model.train_on_batch(images[:batch_size]), repeats) / batch_size
 
 
 def train_toy_field(path: str, steps: int) -> DenseVectorField:
@@ -109,16 +110,16 @@ def published_ffjord_likelihood(points: np.ndarray) -> tuple[float, float]:
     return float(result["nll"]), float(result["nfe"])
 
 
-def ours_unet_step(repeats: int) -> float:
-    """Seconds of one flow-matching step of our U-Net at torchcfm's MNIST size, batch 128."""
+def ours_unet_step(images: np.ndarray, repeats: int) -> float:
+    """Seconds of one flow-matching step of our U-Net at torchcfm's MNIST size on a
+    batch of `images`."""
     config = load_config("cfm_mnist")
     config["model"]["config"].update(coupling="independent")
     model = build_compiled_model(config, {})
-    images, _ = mnist_batch(128)
     return timed(lambda: model.train_on_batch(images), repeats)
 
 
-def torchcfm_unet_step(repeats: int, threads: int) -> str:
+def torchcfm_unet_step(images: np.ndarray, repeats: int, threads: int) -> str:
     """Seconds of one I-CFM step of torchcfm's MNIST U-Net in PyTorch, or why skipped."""
     try:
         import torch
@@ -129,7 +130,7 @@ def torchcfm_unet_step(repeats: int, threads: int) -> str:
     torch.set_num_threads(threads)
     model = UNetModel(dim=(1, 28, 28), num_channels=32, num_res_blocks=1)
     optimizer = torch.optim.Adam(model.parameters(), 2e-4)
-    x1 = torch.from_numpy(mnist_batch(128)[0]).permute(0, 3, 1, 2) / 127.5 - 1.0
+    x1 = torch.from_numpy(images).permute(0, 3, 1, 2) / 127.5 - 1.0
 
     def step() -> None:
         x0, t = torch.randn_like(x1), torch.rand(len(x1))
@@ -157,10 +158,11 @@ def main() -> None:
                         help="training steps of each 2-D flow-matching field")
     args = parser.parse_args()
     setup_threads(args.threads)
-    print(f"threads {args.threads}; training batches: {mnist_batch(1)[1]}")
+    images, source = mnist_batch(UNET_BATCH)
+    print(f"threads {args.threads}; training batches: {source}")
 
-    cfm = recipe_seconds_per_image("cfm_mnist", args.repeats)
-    ffjord = recipe_seconds_per_image("ffjord_mnist", args.repeats)
+    cfm = recipe_seconds_per_image("cfm_mnist", images, args.repeats)
+    ffjord = recipe_seconds_per_image("ffjord_mnist", images, args.repeats)
     print(f"training seconds per image: cfm_mnist {cfm * 1e3:.2f} ms, ffjord_mnist "
           f"{ffjord * 1e3:.2f} ms, ffjord/cfm {ffjord / cfm:.2f}x")
 
@@ -174,9 +176,9 @@ def main() -> None:
     for label, (nll, nfe) in rows.items():
         print(f"  {label:28s} NLL {nll:.3f} nats, {nfe:.0f} evaluations")
 
-    ours = ours_unet_step(args.repeats)
-    print(f"U-Net I-CFM step, batch 128: ode_zoo {ours:.3f} s; torchcfm "
-          f"{torchcfm_unet_step(args.repeats, args.threads)}")
+    ours = ours_unet_step(images, args.repeats)
+    print(f"U-Net I-CFM step, batch {UNET_BATCH}: ode_zoo {ours:.3f} s; torchcfm "
+          f"{torchcfm_unet_step(images, args.repeats, args.threads)}")
 
 
 if __name__ == "__main__":
