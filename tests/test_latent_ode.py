@@ -1,15 +1,21 @@
 """The Latent ODE (`LatentODE`, `ODETrajectory`): padding and unobserved values change
-nothing, the backward encoder, the KL and the likelihood against numpy, the paper's
-toy of irregularly sampled sine waves interpolated after seconds of training, and
-the latent_ode_physionet recipe. The zoo harness row is in test_model_families.py."""
+nothing, the backward encoder, the KL and the likelihood against numpy, the
+interpolation errors (element and paper normalization, exact over a split) and the
+held-out interpolation against mean imputation checked against numpy, the path at
+other times, the paper's toy of irregularly sampled sine waves interpolated after
+seconds of training, and the latent_ode_physionet recipe. The zoo harness row is in
+test_model_families.py."""
 from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from ode_zoo.layers import ODETrajectory
 from ode_zoo.models import LatentODE
+from ode_zoo.models.held_out import (held_out_metrics, held_out_statistics, hide_half,
+                                     imputation_squared_error)
 from ode_zoo.zoo.configs import load_config
 from ode_zoo.zoo.recipes import build_model
 from test_ode_rnn import pad
@@ -132,6 +138,125 @@ def test_the_loss_is_the_negative_elbo_of_the_observed_values() -> None:
     np.testing.assert_allclose(float(terms["mse"]), error, rtol=1e-4)
 
 
+def scaled_truth(model: LatentODE, batch: dict) -> np.ndarray:
+    low, high = np.asarray(model.value_minimum), np.asarray(model.value_maximum)
+    return (batch["values"] - low) / (high - low) * batch["mask"]
+
+
+def numpy_errors(truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray) -> tuple:
+    """(mean over all masked values, the paper's: per series and variable over its
+    masked values or 0, then the mean over variables, then over series), by loops."""
+    n, _, d = truth.shape
+    squared, per_series = [], []
+    for i in range(n):
+        per_variable = []
+        for j in range(d):
+            seen = mask[i, :, j] > 0
+            errors = (predicted[i, seen, j] - truth[i, seen, j]) ** 2
+            squared.extend(errors)
+            per_variable.append(errors.mean() if seen.any() else 0.0)
+        per_series.append(np.mean(per_variable))
+    return np.mean(squared), np.mean(per_series)
+
+
+def test_mse_and_paper_mse_are_exact_over_a_split_in_uneven_batches() -> None:
+    model = tiny_model()
+    model.compile(optimizer="adam")
+    batch = model.random_examples(7, seed=8, free_length=6)
+    truth = scaled_truth(model, batch)
+    low, high = np.asarray(model.value_minimum), np.asarray(model.value_maximum)
+    predicted = (model.interpolate(batch).numpy() - low) / (high - low)
+    element, paper = numpy_errors(truth, predicted, batch["mask"])
+    assert abs(element - paper) > 0.05 * element               # the two differ here
+    logs = model.evaluate(batch, batch_size=3, verbose=0, return_dict=True)   # 3 + 3 + 1
+    np.testing.assert_allclose(logs["mse"], element, rtol=1e-4)
+    np.testing.assert_allclose(logs["paper_mse"], paper, rtol=1e-4)
+    terms = model.loss_terms(batch, None)
+    np.testing.assert_allclose(logs["loss"], float(terms["loss"]), rtol=1e-4)
+
+
+def test_hide_half_hides_half_of_each_row_whatever_the_batching_and_padding() -> None:
+    mask = LatentODE([0.0] * 4, [1.0] * 4, units=2, latent_dim=2).random_examples(
+        9, seed=9, free_length=7)["mask"]
+    hidden = hide_half(mask, np.random.default_rng(3))
+    assert np.all(hidden <= mask)
+    np.testing.assert_array_equal(hidden.sum((1, 2)), mask.sum((1, 2)) // 2)
+    rng = np.random.default_rng(3)
+    padded = np.concatenate([mask[4:], np.zeros((5, 4, 4), np.float32)], axis=1)
+    in_two = np.concatenate([hide_half(mask[:4], rng), hide_half(padded, rng)[:, :7]])
+    np.testing.assert_array_equal(in_two, hidden)
+    assert not np.array_equal(hide_half(mask, np.random.default_rng(4)), hidden)
+
+
+def test_held_out_predictions_never_read_the_hidden_values() -> None:
+    model = tiny_model()
+    batch = model.random_examples(5, seed=10, free_length=6)
+    hidden = hide_half(batch["mask"], np.random.default_rng(0))
+    assert hidden.sum() > 3
+    expected = model.predict_hidden(batch, hidden)
+    for fill in (np.nan, 1e4):
+        changed = {**batch, "values": np.where(hidden > 0, np.float32(fill), batch["values"])}
+        np.testing.assert_array_equal(model.predict_hidden(changed, hidden), expected)
+    shown = (batch["mask"] - hidden) > 0
+    moved = {**batch, "values": np.where(shown, batch["values"] + 0.5, batch["values"])}
+    assert not np.allclose(model.predict_hidden(moved, hidden), expected)
+
+
+def test_mean_imputation_and_held_out_errors_match_numpy() -> None:
+    rng = np.random.default_rng(11)
+    n, t, d = 6, 8, 3
+    truth, predicted = rng.random((n, t, d)), rng.random((n, t, d))
+    mask = (rng.random((n, t, d)) < 0.6).astype(np.float32)
+    mask[0, :, 2] = 0.0
+    mask[0, 3:5, 2] = 1.0
+    hidden = hide_half(mask, rng)
+    hidden[0, :, 2] = mask[0, :, 2]         # series 0 shows none of variable 2's values
+    visible = mask - hidden
+    assert np.any((hidden.sum(1) > 0) & (visible.sum(1) == 0))   # some fall back
+    population = (truth * visible).sum((0, 1)) / visible.sum((0, 1))
+    imputed = np.zeros((n, t, d))
+    for i in range(n):
+        for j in range(d):
+            shown = visible[i, :, j] > 0
+            imputed[i, :, j] = truth[i, shown, j].mean() if shown.any() else population[j]
+    metrics = held_out_metrics(held_out_statistics(truth, visible, hidden, predicted))
+    for name, guess in (("held_out", predicted), ("held_out_mean_imputation", imputed)):
+        element, paper = numpy_errors(truth, guess, hidden)
+        np.testing.assert_allclose(metrics[f"{name}_mse"], element, rtol=1e-10)
+        np.testing.assert_allclose(metrics[f"{name}_paper_mse"], paper, rtol=1e-10)
+    statistics = held_out_statistics(truth, visible, hidden, predicted)
+    assert np.all(imputation_squared_error(statistics) >= 0)
+    with pytest.raises(ValueError, match="overlap"):
+        held_out_statistics(truth, mask, hidden, predicted)
+
+
+def test_evaluation_metrics_are_the_held_out_errors_of_the_split_in_order() -> None:
+    model = tiny_model()
+    batch = model.random_examples(7, seed=12, free_length=6)
+    data = tf.data.Dataset.from_tensor_slices(batch).batch(3)
+    metrics = model.evaluation_metrics(data, "test")
+    hidden = hide_half(batch["mask"], np.random.default_rng(0))    # HELD_OUT_SEED
+    expected = held_out_metrics(held_out_statistics(
+        scaled_truth(model, batch), batch["mask"] - hidden, hidden,
+        model.predict_hidden(batch, hidden)))
+    assert sorted(metrics) == sorted(f"test_{name}" for name in expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(metrics[f"test_{name}"], value, rtol=1e-5)
+
+
+def test_interpolate_at_follows_the_path_between_the_input_times() -> None:
+    model = tiny_model()
+    batch = model.random_examples(4, seed=13, free_length=5)
+    at_inputs = model.interpolate(batch).numpy()
+    np.testing.assert_allclose(model.interpolate_at(batch, batch["times"]).numpy(), at_inputs,
+                               rtol=1e-5, atol=1e-4)
+    start = batch["times"][:, :1]
+    grid = start + np.linspace(0.0, 1.0, 5, dtype=np.float32)[None, :] * (48.0 - start)
+    assert model.interpolate_at(batch, grid).shape == (4, 5, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="first input time"):
+        model.interpolate_at(batch, grid - 1.0)
+
+
 def test_the_trajectory_starts_at_z0_and_holds_over_padding() -> None:
     layer = ODETrajectory(field_units=(), solver=RK4_1)
     layer.build((None, 2), (None, None))
@@ -174,7 +299,7 @@ def test_a_tiny_latent_ode_interpolates_irregular_sine_waves() -> None:
     mean_mse = ((imputed - values) ** 2 * held_out).sum() / held_out.sum()
     assert model_mse < 0.6 * mean_mse, (model_mse, mean_mse)
     logs = model.evaluate(test, batch_size=100, verbose=0, return_dict=True)
-    assert sorted(logs) == ["kl", "loss", "mse"]
+    assert sorted(logs) == ["kl", "loss", "mse", "paper_mse"]
 
 
 def test_the_recipe_reuses_the_odernn_ranges() -> None:

@@ -12,6 +12,9 @@ demos) asks the model instead of looking its family up in tables:
   or random examples; `random_examples(n, seed)` draws such a batch;
 - `compile_defaults()`: the loss and metrics `compile` gets beside the optimizer;
 - `derived_metrics(metrics, split)`: metrics computed from the logged ones;
+- `evaluation_metrics(data, split)`: metrics the family measures itself on the
+  evaluation batches, beside what `evaluate` logs (a Latent ODE's held-out
+  interpolation);
 - `labelled`: whether its batches hold (inputs, labels) or inputs only;
 - `family`, `headline_metrics`, `picture`: what `ode-zoo list` and the demos show;
 - `build_variables()`: create every weight without running a solve.
@@ -150,6 +153,11 @@ class ZooModel:
 
     def derived_metrics(self, metrics: Dict[str, float], split: str) -> Dict[str, float]:
         """Metrics computed from the logged `{split}_*` ones (none by default)."""
+        return {}
+
+    def evaluation_metrics(self, data: tf.data.Dataset, split: str) -> Dict[str, float]:
+        """Metrics measured on the evaluation split's batches `data` beyond those
+        `evaluate` logs, keys prefixed by `split` (none by default)."""
         return {}
 
     def build_variables(self) -> None:

@@ -44,12 +44,14 @@ def solver_count_key(name: str) -> Optional[str]:
 def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[str] = None,
                    data_dir: Optional[str] = None, verbose: int = 1) -> Dict[str, float]:
     """Metrics of `model` on the config's evaluation split, prefixed by the split name,
-    with those the model derives from them (`derived_metrics`, e.g. a classifier's error)
-    and, where the config's evaluation has `sample_quality` (MNIST image flows), the
-    digit classifier's measures of the model's samples (`model_sample_quality`)."""
+    with those the model derives from them (`derived_metrics`, e.g. a classifier's error),
+    those it measures itself on the split (`evaluation_metrics`, e.g. a Latent ODE's
+    held-out interpolation) and, where the config's evaluation has `sample_quality`
+    (MNIST image flows), the digit classifier's measures of the model's samples
+    (`model_sample_quality`)."""
     split = split or config["evaluation"].get("split", config["dataset"]["test_split"])
-    results = model.evaluate(evaluation_data(config, split, data_dir), verbose=verbose,
-                             return_dict=True)
+    data = evaluation_data(config, split, data_dir)
+    results = model.evaluate(data, verbose=verbose, return_dict=True)
     # Training-only metrics (backward solves, regularizers) are never updated here.
     unrecorded = {m.name for m in model.metrics if hasattr(m, "count") and float(m.count) == 0}
     results = {k: v for k, v in results.items() if k not in unrecorded}
@@ -60,6 +62,7 @@ def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[s
         if key:
             metrics[f"{split}_{key}"] = float(value)
     metrics.update(model.derived_metrics(metrics, split))
+    metrics.update(model.evaluation_metrics(data, split))
     quality = config["evaluation"].get("sample_quality")
     if quality:
         metrics.update(model_sample_quality(model, quality, split, data_dir, verbose))
