@@ -8,6 +8,7 @@ Example:
     $ ode-zoo demo spiral --epochs 200   # fit a neural ODE to a spiral
     $ ode-zoo sample ffjord_toy_8gaussians --output 8gaussians.png   # a flow's samples
     $ ode-zoo predict ode2vae_rotmnist   # a sequence model's predictions against the truth
+    $ ode-zoo predict latent_ode_physionet   # test patients' observations and the model's paths
     $ ode-zoo eval odenet_mnist          # reproduce the metrics in metadata.json
     $ ode-zoo train odenet_mnist --resume --publish
     $ ode-zoo export odenet_mnist --output /tmp/serving
@@ -109,14 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(handler=_sample)
 
     predict = commands.add_parser(
-        "predict", help="draw a zoo sequence model's predictions against the truth as a PNG",
-        description="Load a published zoo sequence model (ODE2VAE), predict test sequences "
-        "from their first frames and write a PNG of truth against prediction.")
-    predict.add_argument("name", help="zoo name or preset directory of a sequence model")
+        "predict",
+        help="draw a zoo sequence model's or Latent ODE's predictions on test data as a PNG",
+        description="Load a published zoo model and write a PNG of its predictions on test "
+        "data: a sequence model (ODE2VAE) predicts test sequences from their first frames "
+        "(truth against prediction); a Latent ODE draws test patients' observed values and "
+        "its continuous path through them.")
+    predict.add_argument("name", help="zoo name or preset directory of a sequence model or "
+                         "Latent ODE")
     predict.add_argument("--output", type=Path,
                          help="PNG to write (default: NAME_predictions.png)")
     predict.add_argument("--num", type=_positive_int, default=4,
-                         help="test sequences to predict (default: %(default)s)")
+                         help="test sequences or patients to draw (default: %(default)s)")
     predict.add_argument("--data-dir", help="directory holding the dataset files")
     predict.set_defaults(handler=_predict)
 
@@ -214,13 +219,12 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ode_zoo.demos.sequence_plots import write_predictions
+    from ode_zoo.demos.predictions import write_prediction_picture
     output = args.output or Path(f"{Path(args.name).name}_predictions.png")
     started = time.time()
-    result = write_predictions(ode_zoo.load(args.name), output, num=args.num,
-                               data_dir=args.data_dir)
-    print(f"predicted {result.num_sequences} test sequences from their first frames: "
-          f"MSE {result.mse:.4g}")
+    result = write_prediction_picture(ode_zoo.load(args.name), output, num=args.num,
+                                      data_dir=args.data_dir)
+    print(result.summary)
     print(f"wrote {result.output} in {time.time() - started:.0f}s")
     return 0
 

@@ -2,16 +2,19 @@
 nothing, the backward encoder, the KL and the likelihood against numpy, the
 interpolation errors (element and paper normalization, exact over a split) and the
 held-out interpolation against mean imputation checked against numpy, the path at
-other times, the paper's toy of irregularly sampled sine waves interpolated after
-seconds of training, and the latent_ode_physionet recipe. The zoo harness row is in
-test_model_families.py."""
+other times and `ode-zoo predict` drawing it, the paper's toy of irregularly sampled
+sine waves interpolated after seconds of training, and the latent_ode_physionet recipe.
+The zoo harness row is in test_model_families.py."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from ode_zoo.cli import main
 from ode_zoo.layers import ODETrajectory
 from ode_zoo.models import LatentODE
 from ode_zoo.models.held_out import (held_out_metrics, held_out_statistics, hide_half,
@@ -310,3 +313,12 @@ def test_the_recipe_reuses_the_odernn_ranges() -> None:
     model = build_model(config)
     assert (model.latent_dim, model.num_variables, model.observation_std) == (20, 41, 0.01)
     assert sorted(model.serving_endpoints()) == ["interpolate", "serving_default"]
+
+
+def test_ode_zoo_predict_draws_test_patients_paths_as_a_png(physionet_dir: Path, tmp_path: Path,
+                                                           capsys) -> None:
+    output = tmp_path / "patients.png"
+    assert main(["predict", "latent_ode_physionet", "--output", str(output), "--num", "2",
+                 "--data-dir", str(physionet_dir)]) == 0
+    assert "drew 2 test patients (RecordIDs 132540, 132555)" in capsys.readouterr().out
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -94,6 +94,11 @@ class Predictions(NamedTuple):
     num_sequences: int
     mse: float
 
+    @property
+    def summary(self) -> str:
+        return (f"predicted {self.num_sequences} test sequences from their first frames: "
+                f"MSE {self.mse:.4g}")
+
 
 def write_predictions(model: keras.Model, output: Union[str, os.PathLike], num: int = 4,
                       data_dir: Optional[str] = None) -> Predictions:
