@@ -10,6 +10,7 @@ Example:
     $ ode-zoo predict ode2vae_rotmnist   # a sequence model's predictions against the truth
     $ ode-zoo predict latent_ode_physionet   # test patients' observations and the model's paths
     $ ode-zoo eval odenet_mnist          # reproduce the metrics in metadata.json
+    $ ode-zoo eval odenet_mnist --version 1   # ... of an older published version
     $ ode-zoo train odenet_mnist --resume --publish
     $ ode-zoo export odenet_mnist --output /tmp/serving
     $ ode-zoo --debug info odenet_mnist  # errors with their traceback
@@ -70,10 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_parser_with(debug))
+    versioned = argparse.ArgumentParser(add_help=False)
+    versioned.add_argument("--version", type=_positive_int, metavar="K",
+                           help="the published version (default: the newest)")
 
     commands.add_parser("list", help="list the zoo's models").set_defaults(handler=_list)
 
-    info = commands.add_parser("info", help="describe a zoo model and its published metrics")
+    info = commands.add_parser("info", parents=[versioned],
+                               help="describe a zoo model and its published versions")
     info.add_argument("name")
     info.set_defaults(handler=_info)
 
@@ -98,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     sample = commands.add_parser(
-        "sample", help="draw a zoo flow's samples (and, for 2-D flows, its density) as a PNG",
+        "sample", parents=[versioned],
+        help="draw a zoo flow's samples (and, for 2-D flows, its density) as a PNG",
         description="Load a published zoo flow and write a PNG of its samples next to data "
         "samples; for 2-D toy flows also the learned density.")
     sample.add_argument("name", help="zoo name or preset directory of a flow")
@@ -110,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(handler=_sample)
 
     predict = commands.add_parser(
-        "predict",
+        "predict", parents=[versioned],
         help="draw a zoo sequence model's or Latent ODE's predictions on test data as a PNG",
         description="Load a published zoo model and write a PNG of its predictions on test "
         "data: a sequence model (ODE2VAE) predicts test sequences from their first frames "
@@ -126,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     evaluate = commands.add_parser(
-        "eval", help="evaluate a published zoo model and compare with its metadata.json")
-    evaluate.add_argument("name", help="zoo name or preset directory")
+        "eval", parents=[versioned],
+        help="evaluate a published zoo model and compare with its version's metadata.json")
+    evaluate.add_argument("name", help="zoo name, entry folder (saved_models/NAME) or preset "
+                          "directory")
     evaluate.add_argument("--split", help="dataset split (default: the config's test split)")
     evaluate.add_argument("--data-dir", help="directory holding the dataset files")
     evaluate.set_defaults(handler=_eval)
@@ -154,19 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     publish = commands.add_parser(
-        "publish", help="evaluate a run's best weights and write saved_models/NAME with its "
-        "metadata and TF Serving export")
+        "publish", help="evaluate a run's best weights and write them as the next version of "
+        "saved_models/NAME: preset NAME/K/ with its metadata, TF Serving export NAME/serving/K/")
     publish.add_argument("name")
     publish.add_argument("--run-dir", help="the training run (default: runs/NAME)")
-    publish.add_argument("--output", type=Path, help="preset directory (default: saved_models/NAME)")
+    publish.add_argument("--output", type=Path,
+                         help="the entry to add a version to (default: saved_models/NAME)")
     publish.add_argument("--data-dir", help="directory holding the dataset files")
     publish.set_defaults(handler=_publish)
 
-    export = commands.add_parser("export", help="export a zoo model as a TF Serving SavedModel")
-    export.add_argument("name", help="zoo name or preset directory")
+    export = commands.add_parser(
+        "export", help="export a zoo model as a TF Serving SavedModel",
+        description="Write OUTPUT/K/: version K of a published model (default: the newest) "
+        "keeps its number; a preset directory of your own is version 1.")
+    export.add_argument("name", help="zoo name, entry folder (saved_models/NAME) or preset "
+                        "directory")
     export.add_argument("--output", type=Path,
                         help="model base path for TF Serving (default: saved_models/NAME/serving)")
-    export.add_argument("--version", type=_positive_int, default=1, dest="model_version")
+    export.add_argument("--version", type=_positive_int, metavar="K",
+                        help="the published version to export (default: the newest)")
     export.set_defaults(handler=_export)
     return parser
 
@@ -180,7 +194,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from ode_zoo.zoo.catalog import describe
-    print(describe(args.name))
+    print(describe(args.name, args.version))
     return 0
 
 
@@ -212,8 +226,8 @@ def _sample(args: argparse.Namespace) -> int:
     from ode_zoo.demos.flow_samples import write_samples
     output = args.output or Path(f"{Path(args.name).name}_samples.png")
     started = time.time()
-    path = write_samples(ode_zoo.load(args.name), output, num=args.num, seed=args.seed,
-                         data_dir=args.data_dir)
+    path = write_samples(ode_zoo.load(args.name, version=args.version), output, num=args.num,
+                         seed=args.seed, data_dir=args.data_dir)
     print(f"wrote {path} in {time.time() - started:.0f}s")
     return 0
 
@@ -222,8 +236,8 @@ def _predict(args: argparse.Namespace) -> int:
     from ode_zoo.demos.predictions import write_prediction_picture
     output = args.output or Path(f"{Path(args.name).name}_predictions.png")
     started = time.time()
-    result = write_prediction_picture(ode_zoo.load(args.name), output, num=args.num,
-                                      data_dir=args.data_dir)
+    result = write_prediction_picture(ode_zoo.load(args.name, version=args.version), output,
+                                      num=args.num, data_dir=args.data_dir)
     print(result.summary)
     print(f"wrote {result.output} in {time.time() - started:.0f}s")
     return 0
@@ -231,7 +245,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from ode_zoo.zoo.evaluate import compare_metrics, evaluate_model
-    model = ode_zoo.load(args.name)
+    model = ode_zoo.load(args.name, version=args.version)
     metrics = evaluate_model(model, model.zoo_config, split=args.split, data_dir=args.data_dir)
     print(json.dumps(metrics, indent=1))
     stored = getattr(model, "zoo_metadata", {}).get("metrics", {})
@@ -258,17 +272,21 @@ def _train(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from ode_zoo.zoo.publish import publish
+    from ode_zoo.zoo.versions import SERVING
     directory = publish(args.name, run_dir=args.run_dir or f"runs/{args.name}",
                         output=args.output, data_dir=args.data_dir)
-    print(f"published {args.name} to {directory}")
+    print(f"published {args.name} version {directory.name} to {directory} (TF Serving: "
+          f"{directory.parent / SERVING / directory.name})")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from ode_zoo.zoo.publish import export_and_check
-    model = ode_zoo.load(args.name)
+    from ode_zoo.zoo.registry import find_preset
+    model = ode_zoo.load(args.name, version=args.version)
+    version = find_preset(args.name, args.version).version or 1   # a published one keeps its number
     output = args.output or Path("saved_models") / Path(args.name).name / "serving"
-    path = export_and_check(model, output, version=args.model_version)
+    path = export_and_check(model, output, version=version)
     print(f"exported {args.name} to {path} (TF Serving: --model_base_path={output.resolve()})")
     return 0
 

@@ -151,12 +151,14 @@ def test_random_inputs_are_raw_pixel_batches_for_every_endpoint(exported) -> Non
 
 
 def _published() -> list:
-    entries = sorted({d / "serving" / "1" for root in zoo_dirs("saved_models")
-                      for d in root.iterdir() if (d / "serving" / "1").is_dir()})
+    """saved_models/<name>/serving/<version>/ of every published version."""
+    entries = sorted(v for root in zoo_dirs("saved_models") for d in root.iterdir()
+                     if (d / "serving").is_dir() for v in (d / "serving").iterdir()
+                     if v.name.isdigit())
     if not entries:
         return [pytest.param(None, marks=pytest.mark.skip(
-            reason="no zoo entry is published with saved_models/<name>/serving/1/ yet"))]
-    return [pytest.param(e, id=e.parents[1].name) for e in entries]
+            reason="no zoo entry is published with saved_models/<name>/serving/<version>/ yet"))]
+    return [pytest.param(e, id=f"{e.parents[1].name}-v{e.name}") for e in entries]
 
 
 @pytest.mark.parametrize("version_dir", _published())
@@ -164,7 +166,7 @@ def test_published_serving_artifact_matches_its_preset(version_dir: Path,
                                                       mnist_env: Path) -> None:
     """The checks `publish` ran, again on the committed artifact: real test examples
     (an equilibrium solve may stop an iteration apart on noise images)."""
-    model = ode_zoo.load(str(version_dir.parents[1]))
+    model = ode_zoo.load(version_dir.parents[1], version=int(version_dir.name))
     check_serving(version_dir, model, serving_inputs(model))
     for version in (version_dir.parent).iterdir():
         check_static(version)

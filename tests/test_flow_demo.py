@@ -140,7 +140,7 @@ def test_the_demo_flow_is_the_published_mnist_flow_with_the_most_confident_sampl
 
 def test_sample_command_draws_an_mnist_flow(flow, mnist_env, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(ode_zoo, "load", lambda name: flow)
+    monkeypatch.setattr(ode_zoo, "load", lambda name, version=None: flow)
     output = tmp_path / "mnist.png"
     assert main(["sample", "ffjord_mnist", "--num", "4", "--output", str(output)]) == 0
     assert output.read_bytes()[:8] == PNG_SIGNATURE

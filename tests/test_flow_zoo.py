@@ -148,11 +148,11 @@ def test_published_flow_metadata_records_nll_and_solver_counts(tiny_preset) -> N
 
 def test_flow_serving_export_has_log_prob_and_sample_endpoints(tiny_preset) -> None:
     """publish ran every serving check on it; here the signatures and their meaning."""
-    signatures = check_static(tiny_preset[2] / "serving" / "1")
+    signatures = check_static(tiny_preset[2].parent / "serving" / "1")
     assert signatures == {"serving_default": {"inputs": ["x"], "outputs": ["log_prob"]},
                           "log_prob": {"inputs": ["x"], "outputs": ["log_prob"]},
                           "sample": {"inputs": ["z"], "outputs": ["x"]}}
-    loaded = tf.saved_model.load(str(tiny_preset[2] / "serving" / "1"))
+    loaded = tf.saved_model.load(str(tiny_preset[2].parent / "serving" / "1"))
     model = ode_zoo.load(str(tiny_preset[2]))
     z = tf.random.stateless_normal((5, 2), seed=[0, 7])
     x = loaded.signatures["sample"](z=z)["x"]

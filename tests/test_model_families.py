@@ -20,7 +20,8 @@ import tensorflow as tf
 
 import ode_zoo
 from ode_zoo.models.base import ZooModel
-from ode_zoo.zoo.configs import load_config, zoo_dirs
+from ode_zoo.zoo.catalog import list_published_names, published_dir
+from ode_zoo.zoo.configs import load_config
 from ode_zoo.zoo.export import endpoint_outputs
 from ode_zoo.zoo.presets import load_preset, save_to_preset
 from ode_zoo.zoo.recipes import build_model, model_class
@@ -138,15 +139,11 @@ def test_loading_solves_nothing(name: str) -> None:
     assert model.built and model.solver.max_num_steps == 1
 
 
-@pytest.mark.parametrize("name", sorted(n for n in ode_zoo.list_models()
-                                        if any((d / n / "config.json").is_file()
-                                               for d in zoo_dirs("saved_models"))))
+@pytest.mark.parametrize("name", list_published_names())
 def test_published_preset_and_zoo_config_agree(name: str) -> None:
-    """`load(name)` reads the preset's config.json; training reads zoo_configs/. Both
-    must describe the same model, data and recipe."""
-    preset_dir = next(d / name for d in zoo_dirs("saved_models")
-                      if (d / name / "config.json").is_file())
-    preset = json.loads((preset_dir / "config.json").read_text())
+    """`load(name)` reads the newest version's config.json; training reads zoo_configs/.
+    Both must describe the same model, data and recipe (older versions keep theirs)."""
+    preset = json.loads((published_dir(name) / "config.json").read_text())
     zoo = load_config(name)
     for section in ("name", "dataset", "training", "evaluation"):
         assert preset[section] == zoo[section], section

@@ -8,6 +8,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -163,14 +164,17 @@ def test_list_models_names_the_zoo_configs() -> None:
     assert ode_zoo.list_models() == names and "odenet_mnist" in names
 
 
-def test_load_by_name_uses_the_published_preset(preset: Path, monkeypatch) -> None:
-    monkeypatch.setattr(registry, "published_dir", lambda name: preset)
+def test_load_by_name_uses_the_published_preset(preset: Path, tmp_path: Path,
+                                                monkeypatch) -> None:
+    entry = tmp_path / "odenet_mnist"
+    shutil.copytree(preset, entry / "1")
+    monkeypatch.setattr(registry, "published_entry", lambda name: entry)
     np.testing.assert_array_equal(_predict(ode_zoo.load("odenet_mnist")),
                                   _predict(load_preset(preset)))
 
 
 def test_load_by_name_without_published_weights(monkeypatch) -> None:
-    monkeypatch.setattr(registry, "published_dir", lambda name: None)
+    monkeypatch.setattr(registry, "published_entry", lambda name: None)
     with pytest.raises(FileNotFoundError,
                        match=r"`ode-zoo train odenet_mnist --publish`.*load_weights=False"):
         ode_zoo.load("odenet_mnist")
@@ -196,17 +200,21 @@ def test_setup_cfg_lists_every_package() -> None:
     assert sorted(listed) == sorted(found + ["ode_zoo.zoo_configs", "ode_zoo.saved_models"])
 
 
-def test_package_data_globs_cover_what_presets_and_export_write(preset: Path,
-                                                                tmp_path: Path) -> None:
+def test_package_data_globs_cover_what_publish_writes(preset: Path, tmp_path: Path) -> None:
+    """Two versions of an entry as publish writes them: NAME/K/ and NAME/serving/K/."""
     entry = tmp_path / "odenet_mnist"
-    save_to_preset(load_preset(preset), entry)
-    ode_zoo.export(load_preset(preset), entry / "serving")
+    for version in (1, 2):
+        save_to_preset(load_preset(preset), entry / str(version),
+                       extra_files={"training_history.json": preset / "config.json"})
+        ode_zoo.export(load_preset(preset), entry / "serving", version)
     parser = configparser.ConfigParser()
     parser.read(REPO_ROOT / "setup.cfg")
     globs = parser["options.package_data"]["ode_zoo.saved_models"].split()
     shipped = {f for g in globs for f in glob.glob(g, root_dir=tmp_path)}
     written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    assert shipped == written and "odenet_mnist/serving/1/saved_model.pb" in written
+    assert shipped == written and {"odenet_mnist/2/model.weights.h5",
+                                   "odenet_mnist/2/training_history.json",
+                                   "odenet_mnist/serving/2/saved_model.pb"} <= written
 
 
 def test_installed_package_loads_from_any_directory(preset: Path, tmp_path: Path) -> None:

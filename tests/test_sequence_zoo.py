@@ -115,10 +115,10 @@ def test_published_sequence_metadata_records_the_elbo_terms(tiny_preset) -> None
 def test_sequence_serving_export_reconstructs_from_the_first_frames(tiny_preset) -> None:
     """publish ran every serving check on it; here the signatures and their meaning."""
     _, directory, data_dir = tiny_preset
-    signatures = check_static(directory / "serving" / "1")
+    signatures = check_static(directory.parent / "serving" / "1")
     assert signatures == {"serving_default": {"inputs": ["sequence"], "outputs": ["prediction"]},
                           "reconstruct": {"inputs": ["sequence"], "outputs": ["prediction"]}}
-    loaded = tf.saved_model.load(str(directory / "serving" / "1"))
+    loaded = tf.saved_model.load(str(directory.parent / "serving" / "1"))
     model = ode_zoo.load(str(directory))
     (sequences,) = batch_arrays(model.zoo_config, "test", data_dir)
     x = sequences[:2, :12]                                 # any length: 12 of 20 frames

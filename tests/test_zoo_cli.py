@@ -106,7 +106,8 @@ def test_publish_writes_an_evaluated_preset_with_a_checked_export(mnist_env, tmp
     assert metadata["training"]["train_forward_nfe"] == 4.0
     assert metadata["training"]["train_backward_nfe"] == 4.0         # adjoint, one rk4 step
     assert metadata["training"]["wall_clock_hours"] == 0.01
-    assert (directory / "serving" / "1" / "saved_model.pb").is_file()
+    assert directory.name == "1" and metadata["version"] == 1
+    assert (directory.parent / "serving" / "1" / "saved_model.pb").is_file()
     assert (directory / "training_history.json").is_file()
     assert main(["eval", str(directory)]) == 0                       # reproduces itself
 
@@ -139,9 +140,8 @@ def test_published_model_loads_by_name_from_any_directory(tmp_path):
                           text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    published = Path(__file__).resolve().parents[1] / "saved_models" / "odenet_mnist"
-    assert report["sha"] == json.loads((published / "metadata.json").read_text())[
-        "weights_sha256"]
+    newest = published_dir("odenet_mnist")
+    assert report["sha"] == json.loads((newest / "metadata.json").read_text())["weights_sha256"]
 
 
 # `ode-zoo train` on a tiny 2-D flow (seconds): existing run directories, --overwrite,

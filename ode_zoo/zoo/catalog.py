@@ -1,9 +1,12 @@
 """Human-readable descriptions of the zoo (`ode-zoo list` and `ode-zoo info`),
-from the configs and, where a model is published, its metadata.json.
+from the configs and, where a model is published, the metadata.json of its
+versions (`ode_zoo.zoo.versions`: saved_models/<name>/<version>/).
 
 Example:
     >>> any(line.startswith("odenet_mnist") for line in describe_all())
     True
+    >>> published_dir("odenet_mnist", version=1).name
+    '1'
 """
 from __future__ import annotations
 
@@ -13,22 +16,34 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 from ode_zoo.zoo.configs import available_configs, load_config, zoo_dirs
 from ode_zoo.zoo.recipes import model_class
+from ode_zoo.zoo.versions import version_dir, versions
 
 
-def published_dir(name: str) -> Optional[Path]:
-    """saved_models/<name>/ when it holds published weights, else None."""
+def published_entry(name: str) -> Optional[Path]:
+    """saved_models/<name>/ when it holds a published version, else None."""
     for root in zoo_dirs("saved_models"):
-        if (root / name / "model.weights.h5").is_file():
+        if versions(root / name):
             return root / name
     return None
 
 
-def published_metadata(name: str) -> Dict[str, Any]:
-    """The metadata.json of a published model ({} when unpublished)."""
-    directory = published_dir(name)
-    if directory is None or not (directory / "metadata.json").is_file():
-        return {}
-    return json.loads((directory / "metadata.json").read_text())
+def published_dir(name: str, version: Optional[int] = None) -> Optional[Path]:
+    """The preset folder of `version` of a published model (the newest when None),
+    None when it is unpublished; ValueError listing its versions for a missing one."""
+    entry = published_entry(name)
+    return None if entry is None else version_dir(entry, version)[1]
+
+
+def _metadata(directory: Path) -> Dict[str, Any]:
+    path = directory / "metadata.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def published_metadata(name: str, version: Optional[int] = None) -> Dict[str, Any]:
+    """The metadata.json of `version` of a published model, the newest when None
+    ({} when unpublished)."""
+    directory = published_dir(name, version)
+    return {} if directory is None else _metadata(directory)
 
 
 class FlowChoice(NamedTuple):
@@ -68,7 +83,7 @@ def best_image_flow(dataset: str = "mnist") -> FlowChoice:
 
 def list_published_names() -> List[str]:
     """Zoo names with published weights."""
-    return [name for name in available_configs() if published_dir(name) is not None]
+    return [name for name in available_configs() if published_entry(name) is not None]
 
 
 def _headline(metrics: Dict[str, Any], names: tuple) -> str:
@@ -80,31 +95,45 @@ def _headline(metrics: Dict[str, Any], names: tuple) -> str:
 
 
 def describe_all() -> List[str]:
-    """One line per zoo model: name, family, published or not, headline metrics."""
+    """One line per zoo model: name, family, and its newest version with that
+    version's headline metrics, or "not published yet"."""
     lines = []
     for name in available_configs():
         cls = model_class(load_config(name))
-        metadata = published_metadata(name)
-        status = (_headline(metadata.get("metrics", {}), cls.headline_metrics) if metadata
-                  else "not published yet")
+        entry = published_entry(name)
+        if entry is None:
+            status = "-    not published yet"
+        else:
+            version, directory = version_dir(entry)
+            metrics = _metadata(directory).get("metrics", {})
+            status = f"v{version:<3d} {_headline(metrics, cls.headline_metrics)}"
         lines.append(f"{name:28s} {cls.family:16s} {status}")
     return lines
 
 
-def describe(name: str) -> str:
-    """Config, published metrics and training record of one zoo model."""
+def describe(name: str, version: Optional[int] = None) -> str:
+    """Config, every published version (date, headline metrics) and the metadata
+    of `version` (the newest when None) of one zoo model."""
     config = load_config(name)
-    metadata = published_metadata(config["name"])
-    parts = [f"{config['name']} ({model_class(config).family}): "
-             f"{config.get('description', '')}",
+    cls = model_class(config)
+    parts = [f"{config['name']} ({cls.family}): {config.get('description', '')}",
              f"model: {config['model']['class']} {json.dumps(config['model']['config'])}",
              f"data: {json.dumps(config['dataset'])}",
              f"training recipe: {json.dumps(config['training'])}",
              f"evaluation: {json.dumps(config['evaluation'])}"]
-    if metadata:
-        parts.append(f"published in {published_dir(config['name'])}:")
-        parts.append(json.dumps(metadata, indent=1))
-    else:
+    entry = published_entry(config["name"])
+    if entry is None:
+        if version is not None:
+            raise ValueError(f"{name} has no published versions, so no version {version}.")
         parts.append(f"not published yet: train it with `ode-zoo train {config['name']} "
                      "--publish`")
+        return "\n".join(parts)
+    chosen, directory = version_dir(entry, version)
+    parts.append(f"published versions in {entry} (TF Serving: {entry / 'serving'}):")
+    for number, folder in versions(entry).items():
+        metadata = _metadata(folder)
+        parts.append(f"  v{number:<3d} {metadata.get('date', '?'):10s} "
+                     f"{_headline(metadata.get('metrics', {}), cls.headline_metrics)}")
+    parts.append(f"version {chosen} ({directory}):")
+    parts.append(json.dumps(_metadata(directory), indent=1))
     return "\n".join(parts)

@@ -11,6 +11,8 @@
                        Keras and TensorFlow versions, parameter count, date and the
                        weights' SHA-256, which loading checks
 
+A published zoo model keeps one preset per version (`ode_zoo.zoo.versions`).
+
 Example:
     >>> import tempfile, ode_zoo
     >>> model = ode_zoo.load("odenet_mnist", load_weights=False, filters=8, groups=4,
@@ -27,7 +29,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import keras
 import tensorflow as tf
@@ -62,13 +64,16 @@ def _read_json(path: Path) -> Dict[str, Any]:
 
 
 def save_to_preset(model: keras.Model, directory: Union[str, os.PathLike],
-                   metadata: Optional[Dict[str, Any]] = None) -> Path:
+                   metadata: Optional[Dict[str, Any]] = None,
+                   extra_files: Optional[Mapping[str, Union[str, os.PathLike]]] = None) -> Path:
     """Write `model` (from `ode_zoo.load` or `recipes.build_model`) as a preset.
 
     `metadata` keys win over the ones added here (so a caller may give the date
-    its metrics were measured). The files are written into a temporary folder
-    beside `directory`, which then replaces it: a failure (a full disk) leaves
-    the old preset, or none, never half of one. Returns the preset directory.
+    its metrics were measured); `extra_files` are copied in beside them (name in
+    the preset -> source file; publish: the training history). The files are
+    written into a temporary folder beside `directory`, which then replaces it:
+    a failure (a full disk) leaves the old preset, or none, never half of one.
+    Returns the preset directory.
     """
     config = getattr(model, "zoo_config", None)
     if config is None:
@@ -92,6 +97,8 @@ def save_to_preset(model: keras.Model, directory: Union[str, os.PathLike],
             "tensorflow_version": tf.__version__, "parameter_count": model.count_params(),
             "date": datetime.date.today().isoformat(),
             "weights_sha256": _sha256(staging / WEIGHTS_FILE), **(metadata or {})})
+        for name, source in (extra_files or {}).items():
+            shutil.copy(source, staging / name)
         if directory.exists():
             # Other files of an existing preset (training history, serving exports) stay.
             for path in staging.iterdir():

@@ -1,12 +1,14 @@
 """Publishing a trained zoo model (`ode-zoo publish`, `ode-zoo train --publish`):
-the run's best weights are evaluated with the config's protocol and written to
-`saved_models/<name>/` — config, weights, metadata with every measured number
-and the command that measured it — plus `serving/1`, the TF Serving export,
-checked the way the server loads it.
+the run's best weights are evaluated with the config's protocol and written as
+a new version k of `saved_models/<name>/` (`ode_zoo.zoo.versions`): the preset
+`<name>/<k>/` — config, weights, metadata with every measured number and the
+command that measured it, training history — and `<name>/serving/<k>/`, the TF
+Serving export, checked the way the server loads it. Earlier versions are never
+touched.
 
 Example:
     >>> publish("odenet_mnist", run_dir="runs/odenet_mnist")        # doctest: +SKIP
-    PosixPath('.../saved_models/odenet_mnist')
+    PosixPath('.../saved_models/odenet_mnist/2')
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ode_zoo.zoo.export import export
 from ode_zoo.zoo.presets import save_to_preset
 from ode_zoo.zoo.recipes import batch_arrays, build_model, compile_model, split_arrays
 from ode_zoo.zoo.serving_checks import check_serving
+from ode_zoo.zoo.versions import SERVING, next_version
 
 SERVING_CHECK_EXAMPLES = 16
 TRAINING_HISTORY = "training_history.json"   # the run's per-epoch metrics, kept with the preset
@@ -115,27 +118,33 @@ def load_run_weights(config: Dict[str, Any], weights: PathLike,
 
 
 def default_output(name: str) -> Path:
-    """saved_models/<name> of this source checkout (or of the current directory)."""
+    """The entry saved_models/<name> of this source checkout (or of the current directory)."""
     roots = zoo_dirs("saved_models")
     return (roots[-1] if roots else Path("saved_models")) / name
 
 
 def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
             data_dir: Optional[str] = None) -> Path:
-    """Evaluate the run's best weights and write the preset and its serving export."""
+    """Evaluate the run's best weights and write them as the next version of the
+    entry `output` (default: saved_models/<name>): its preset and serving export.
+    Returns the new version's preset folder, named by its number."""
     config = load_config(name)
     run_dir = Path(run_dir)
     weights = run_dir / BEST_WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: train first with "
                                 f"`ode-zoo train {name}`.")
+    entry = Path(output) if output else default_output(config["name"])
+    next_version(entry)                  # an entry in the old layout fails before evaluating
     record = json.loads((run_dir / HISTORY).read_text())
     model = load_run_weights(config, weights)
     metrics = evaluate_model(model, config, data_dir=data_dir)
     training = config["training"]
+    version = next_version(entry)
     metadata = {
+        "version": version,
         "metrics": metrics,
-        "metrics_command": f"ode-zoo eval {name}",
+        "metrics_command": f"ode-zoo eval {config['name']} --version {version}",
         "evaluation": {**config["evaluation"], "solver": solver_record(model, evaluation=True)},
         "data": config["dataset"],
         "training": {
@@ -151,8 +160,11 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
             **training_evaluation_counts(config, weights, data_dir),
         },
     }
-    directory = Path(output) if output else default_output(config["name"])
-    save_to_preset(model, directory, metadata)
-    shutil.copy(run_dir / HISTORY, directory / TRAINING_HISTORY)
-    export_and_check(model, directory / "serving", version=1, data_dir=data_dir)
-    return directory
+    served = export_and_check(model, entry / SERVING, version=version, data_dir=data_dir)
+    try:
+        # Written whole under a temporary name, then renamed: never over an existing version.
+        return save_to_preset(model, entry / str(version), metadata,
+                              extra_files={TRAINING_HISTORY: run_dir / HISTORY})
+    except BaseException:
+        shutil.rmtree(served, ignore_errors=True)
+        raise
