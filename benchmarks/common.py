@@ -25,15 +25,18 @@ def setup_threads(intra: int = 2) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of fn() after one warm-up call (which compiles)."""
+def timed(fn: Callable[[], Any], repeats: int,
+          clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median time of fn() after one warm-up call (which compiles): wall time, or the
+    process's CPU time with `clock=time.process_time` (on a shared machine, what one
+    thread would take alone)."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         out = fn()
         tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else x, out)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return float(np.median(times))
 
 
