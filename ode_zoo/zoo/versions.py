@@ -9,7 +9,8 @@ model is a new version beside the old ones, never written over them.
 
 Entries written before versions existed held one preset at their root; `migrate`
 (or `python -m ode_zoo.zoo.versions saved_models/<name>`) turns one into version 1,
-moving its files unchanged. Nothing reads that old layout.
+moving its files unchanged. Zoo names, `ode-zoo list` and `publish` refuse that old
+layout (given as a path, its root is just a preset folder).
 
 Example:
     >>> import tempfile
