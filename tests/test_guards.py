@@ -45,13 +45,17 @@ def test_failed_solve_raises_inside_tf_function():
         tf.function(lambda: odeint(decay, Y, T, max_num_steps=3))()
 
 
-@pytest.mark.parametrize("func,kwargs,error,knob", [
+# Failing solves inside a tf.function (graph or XLA): func, odeint settings, error, knob.
+FAILING_IN_FUNCTIONS = [
     (decay, dict(max_num_steps=3), MaxStepsExceededError, "max_num_steps=3"),
     (blow_up, dict(), StepSizeTooSmallError, "min_step_size"),
     (nan_after_half, dict(method="euler", step_size=0.1), NonFiniteStateError, "NaN"),
     (decay, dict(max_num_steps=3, adjoint=True, rtol=1e-3, atol=1e-3), MaxStepsExceededError,
      "max_num_steps=3"),
-])
+]
+
+
+@pytest.mark.parametrize("func,kwargs,error,knob", FAILING_IN_FUNCTIONS)
 def test_failed_solve_inside_tf_function_raises_its_class_in_solver_errors(func, kwargs, error,
                                                                            knob):
     solve = tf.function(lambda: odeint(func, Y, T, **kwargs))
@@ -109,3 +113,20 @@ def test_unbuilt_keras_layer_is_rejected():
     import keras
     with pytest.raises(ValueError, match="must be built"):
         odeint(keras.layers.Dense(1), Y, T)
+
+
+@pytest.mark.parametrize("func,kwargs,error,knob", FAILING_IN_FUNCTIONS)
+def test_failed_solve_under_xla_raises_its_class_in_solver_errors(func, kwargs, error, knob):
+    solve = tf.function(lambda: odeint(func, Y, T, **kwargs), jit_compile=True)
+    with pytest.raises(error, match=knob), solver_errors():
+        assert np.isnan(solve().numpy()).any()          # XLA returns; the context raises
+
+
+def test_solver_errors_raises_a_failure_under_xla_once():
+    fail = tf.function(lambda: odeint(decay, Y, T, max_num_steps=3), jit_compile=True)
+    solve = tf.function(lambda: odeint(decay, Y, T), jit_compile=True)
+    with pytest.raises(MaxStepsExceededError), solver_errors():
+        fail()
+    with solver_errors():                                 # the raised failure is forgotten
+        ys = solve()
+    np.testing.assert_allclose(ys.numpy()[-1], np.exp(-2.0), rtol=1e-3)

@@ -157,3 +157,22 @@ def test_export_passes_the_serving_checks(name: str, tmp_path: Path) -> None:
     model = tiny(name)
     path = ode_zoo.export(model, tmp_path / "serving")
     check_serving(path, model, random_inputs(model, batch_size=2))
+
+
+# Overrides under which every solve of the model stops at its step budget.
+OUT_OF_STEPS = {"method": "rk4", "num_steps": 4, "max_num_steps": 2}
+FAILING_SOLVES: Dict[str, Dict[str, Any]] = {
+    "ffjord_toy_8gaussians": dict(eval_solver=OUT_OF_STEPS),
+    "cfm_mnist": dict(eval_solver=OUT_OF_STEPS),
+    "ode2vae_mocap": dict(max_num_steps=2),                # rk4 at step_size 0.05
+    "latent_ode_physionet": dict(OUT_OF_STEPS),
+}
+
+
+@pytest.mark.parametrize("name", FAILING_SOLVES)
+def test_predict_under_xla_raises_a_failed_solve(name: str) -> None:
+    model = ode_zoo.load(name, load_weights=False, **{**ROWS[name], **FAILING_SOLVES[name]})
+    model.compile(optimizer="sgd", jit_compile=True, **model.compile_defaults())
+    examples = model.random_examples(2)
+    with pytest.raises(ode_zoo.MaxStepsExceededError, match="max_num_steps=2"):
+        model.predict(examples, verbose=0)

@@ -84,7 +84,8 @@ class ODEBlock(keras.layers.Layer):
     `ode_zoo.solver_errors`). Under XLA nothing can raise; the output is NaN and
     the metric `status_metric` (`"<layer name>_solve_status"`) holds the failure's
     `Status` code until reset, which `raise_for_status()` raises after the compiled
-    call (zoo models' `predict`, `fit` and `evaluate` do).
+    call (inside `ode_zoo.solver_errors()`, as in zoo models' `predict`, `fit` and
+    `evaluate`, the context raises it).
 
     Args:
       vector_field: a Keras layer with `call(t, y)` returning dy/dt with y's

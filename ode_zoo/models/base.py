@@ -40,7 +40,6 @@ from typing import Any, Callable, ClassVar, Dict, List, NamedTuple, Optional, Tu
 import numpy as np
 import tensorflow as tf
 
-from ode_zoo.layers.ode_block import ODEBlock
 from ode_zoo.models.batches import has_no_examples
 from ode_zoo.solvers.errors import solver_errors
 
@@ -120,8 +119,7 @@ class ZooModel:
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         """Keras `predict`; a batch of no examples (array or tensor) gives the model's
         empty result as NumPy, where Keras would fail. A failed solve raises the
-        `ODESolverError` it raises eagerly, also in graph mode (and under XLA, an
-        `ODEBlock`'s)."""
+        `ODESolverError` it raises eagerly, also in graph mode and under XLA."""
         if has_no_examples(x):
             return tf.nest.map_structure(np.asarray, self(x))
         return self._raising_solver_errors(super().predict, x, *args, **kwargs)
@@ -135,17 +133,11 @@ class ZooModel:
         return self._raising_solver_errors(super().evaluate, *args, **kwargs)
 
     def _raising_solver_errors(self, run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """`run(*args, **kwargs)` where a failed solve raises the `ODESolverError` it
-        raises eagerly: from the graph's assertion (`solver_errors`), or under XLA,
-        which drops assertions, from an `ODEBlock`'s status after the call."""
-        blocks = [layer for layer in self._flatten_layers() if isinstance(layer, ODEBlock)]
-        for block in blocks:
-            block.status_metric.reset_state()
+        """`run(*args, **kwargs)` inside `solver_errors()`: a failed solve raises the
+        `ODESolverError` it raises eagerly, from the graph's assertion or, under XLA,
+        which drops assertions, from the status the traced graph records."""
         with solver_errors():
-            result = run(*args, **kwargs)
-        for block in blocks:
-            block.raise_for_status()
-        return result
+            return run(*args, **kwargs)
 
     def compile_defaults(self) -> Dict[str, Any]:
         """`compile` arguments beside the optimizer (models with their own loss: none)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import re
-from typing import Iterator
+from typing import Iterator, Optional, Tuple
 
 import tensorflow as tf
 
@@ -90,11 +90,66 @@ def _graph_message(status: Status, **knobs) -> str:
     return f"{_MESSAGES[status][0].__name__}: {message_for_status(status, **knobs)}"
 
 
+class _FailureRecord:
+    """The first failed solve since the outermost `solver_errors()` began, kept in
+    variables that graphs traced inside it update (`guard`): how a solve under XLA,
+    which drops assertions, reaches the caller. One per process; tracing is
+    single-threaded, as Keras does it."""
+
+    def __init__(self) -> None:
+        self.depth = 0                   # nesting of active solver_errors() contexts
+        self._variables: Optional[Tuple[tf.Variable, tf.Variable, tf.Variable]] = None
+
+    def variables(self) -> Tuple[tf.Variable, tf.Variable, tf.Variable]:
+        """(status, max_num_steps, min_step_size) of the first failure, made eagerly
+        on first use (also from inside a trace)."""
+        if self._variables is None:
+            with tf.init_scope():
+                self._variables = (
+                    tf.Variable(0, dtype=tf.int32, trainable=False, name="solve_status"),
+                    tf.Variable(0, dtype=tf.int64, trainable=False, name="max_num_steps"),
+                    tf.Variable(0.0, dtype=tf.float64, trainable=False, name="min_step_size"))
+        return self._variables
+
+    def updates(self, status: tf.Tensor, knobs: dict) -> list:
+        """Operations keeping `status` and its knobs if it is the first failure since
+        the reset (later ones are often its NaN reaching the next solve)."""
+        recorded, steps, min_step = self.variables()
+        status = tf.cast(status, tf.int32)
+        first = tf.logical_and(tf.equal(recorded, Status.SUCCESS),
+                               tf.not_equal(status, Status.SUCCESS))
+        return [steps.assign(tf.where(first, tf.cast(knobs.get("max_num_steps", 0), tf.int64),
+                                      steps)),
+                min_step.assign(tf.where(first, tf.cast(knobs.get("min_step_size", 0.0),
+                                                        tf.float64), min_step)),
+                recorded.assign(tf.where(first, status, recorded))]
+
+    def reset(self) -> None:
+        for variable in self.variables():
+            variable.assign(tf.zeros_like(variable))
+
+    def raise_failure(self) -> None:
+        """Raise the recorded failure's `ODESolverError` (and clear it), if any."""
+        recorded, steps, min_step = self.variables()
+        status = int(recorded.numpy())
+        if status != Status.SUCCESS:
+            knobs = dict(max_num_steps=int(steps.numpy()), min_step_size=float(min_step.numpy()))
+            self.reset()
+            raise error_for_status(Status(status), stage="a solve under XLA", **knobs)
+
+
+_FAILURES = _FailureRecord()
+
+
 @contextlib.contextmanager
 def solver_errors() -> Iterator[None]:
     """Context (or decorator) in which a solve failing inside a `tf.function`
     (`predict`, `fit`, your own) raises the `ODESolverError` subclass it raises
     eagerly, chained to the graph's `InvalidArgumentError`; other errors pass.
+
+    Under XLA (`jit_compile=True`), which drops the graph's assertions, functions
+    traced inside this context record a failed solve's status, and the context
+    raises its error on exit (a function traced before, outside it, cannot).
 
     Example:
         >>> import tensorflow as tf
@@ -102,11 +157,14 @@ def solver_errors() -> Iterator[None]:
         >>> try:
         ...     with solver_errors():
         ...         tf.function(lambda: odeint(lambda t, y: -y, tf.ones([1]), [0.0, 9.0],
-        ...                                    max_num_steps=2))()
+        ...                                    max_num_steps=2), jit_compile=True)()
         ... except ODESolverError as error:
         ...     print(type(error).__name__)
         MaxStepsExceededError
     """
+    if _FAILURES.depth == 0:
+        _FAILURES.reset()
+    _FAILURES.depth += 1
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
@@ -114,6 +172,9 @@ def solver_errors() -> Iterator[None]:
         if match is None:
             raise
         raise _CLASSES[match.group(1)](match.group(2).strip()) from error
+    finally:
+        _FAILURES.depth -= 1
+    _FAILURES.raise_failure()
 
 
 def guard(value: tf.Tensor, status: tf.Tensor, stage: str = "odeint", **knobs) -> tf.Tensor:
@@ -122,7 +183,8 @@ def guard(value: tf.Tensor, status: tf.Tensor, stage: str = "odeint", **knobs) -
     Eager: raises the matching `ODESolverError`. Graph: adds assertions that fail
     with its name and message (`tf.errors.InvalidArgumentError`, translated back by
     `solver_errors`). XLA drops assertions; there the unreached outputs are NaN and
-    only `status` tells why.
+    `status` tells why: traced inside `solver_errors()`, the graph also records it
+    for that context to raise.
     """
     if tf.executing_eagerly():
         if int(status) != Status.SUCCESS:
@@ -131,5 +193,7 @@ def guard(value: tf.Tensor, status: tf.Tensor, stage: str = "odeint", **knobs) -
     checks = [tf.debugging.Assert(tf.not_equal(status, int(s)),
                                   [_graph_message(s, stage=stage, **knobs)])
               for s in _MESSAGES]
+    if _FAILURES.depth:                  # traced inside solver_errors(): also for XLA
+        checks += _FAILURES.updates(status, knobs)
     with tf.control_dependencies(checks):
         return tf.identity(value)
