@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from ode_zoo.equilibrium import METHODS, Broyden, fixed_point
+from ode_zoo.equilibrium.broyden import apply
 
 ALL_METHODS = sorted(METHODS)
 DOTTIE = 0.7390851332151607  # the fixed point of cos
@@ -29,6 +30,35 @@ def _tanh_cell(dtype, batch=4, n=32, seed=0):
     w = tf.constant(q @ np.diag(np.linspace(-0.9, 0.9, n)) @ q.T, dtype)
     ux = tf.constant(0.5 * rng.standard_normal((batch, n)), dtype)
     return lambda z: tf.tanh(tf.matmul(z, w, transpose_b=True) + ux)
+
+
+def _slow_tanh_cell(radius, n, batch=64, seed=0):
+    """f(z) = tanh(z Wᵀ + x Uᵀ) (float32), W standard normal scaled to spectral radius
+    `radius` (non-normal: ‖W‖₂ is about twice that), small inputs x ~ N(0, 0.1²): the
+    Picard iteration contracts at about `radius` near the fixed point."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n, n))
+    w *= radius / np.abs(np.linalg.eigvals(w)).max()
+    injection = 0.1 * rng.standard_normal((batch, n)) @ rng.standard_normal((n, n)).T / n ** 0.5
+    w_t, injection = tf.constant(w.T, tf.float32), tf.constant(injection, tf.float32)
+    return lambda z: tf.tanh(tf.matmul(z, w_t) + injection)
+
+
+@pytest.mark.parametrize("radius, n, seed", [(0.95, 64, 1), (0.99, 32, 1), (0.99, 64, 1)])
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_every_sample_of_a_slow_contraction_converges_with_default_options(method, radius, n,
+                                                                           seed):
+    # Before restarts, limited-memory Broyden left 17, 5 and 35 of these 64 samples
+    # unconverged, each stopped after 109-139 steps (its H blew up to a non-finite step).
+    f = _slow_tanh_cell(radius, n, seed=seed)
+    max_iter = 1000 if method == "picard" else 300    # Picard contracts at `radius`: slowly
+    result = tf.function(lambda: fixed_point(f, tf.zeros([64, n]), method=method, tol=1e-4,
+                                             max_iter=max_iter))()
+    assert result.converged.numpy().all(), (~result.converged.numpy()).sum()
+    np.testing.assert_array_less(result.rel_residual.numpy(), 1e-4 * (1 + 1e-6))
+    if method != "picard":
+        # Measured: anderson 71, 78, 108; broyden 75, 57, 90 evaluations (picard 129, >300).
+        assert int(result.num_evaluations) <= 150
 
 
 @pytest.mark.parametrize("dtype, tol", [(tf.float32, 1e-5), (tf.float64, 1e-10)])
@@ -134,19 +164,25 @@ def test_a_short_memory_ring_buffer_still_converges(method):
 
 
 def test_broyden_keeps_the_secant_condition_when_its_memory_is_full():
-    # H Δg = Δz after an update ⟺ propose() gives one point from both ends of the step.
+    # After each update H Δg = Δz, and the carried direction is H g at the new iterate.
     f, broyden = _tanh_cell(tf.float64, batch=2, n=8), Broyden(memory=2)
     z = tf.zeros([2, 8], tf.float64)
     fz = f(z)
     state = broyden.init(z, fz)
+    keep = tf.zeros([2], tf.bool)
     for _ in range(5):
         z_new = broyden.propose(z, fz, state)
         fz_new = f(z_new)
-        state = broyden.update(state, z, fz, z_new, fz_new)
-        np.testing.assert_allclose(broyden.propose(z, fz, state).numpy(),
-                                   broyden.propose(z_new, fz_new, state).numpy(), atol=1e-12)
+        state = broyden.update(state, z, fz, z_new, fz_new, keep)
+        weights = broyden.weights(state)
+        np.testing.assert_allclose(
+            apply(state.u, state.v, weights, (fz_new - z_new) - (fz - z)).numpy(),
+            (z_new - z).numpy(), atol=1e-12)
+        np.testing.assert_allclose(state.direction.numpy(),
+                                   apply(state.u, state.v, weights, fz_new - z_new).numpy(),
+                                   atol=1e-12)
         z, fz = z_new, fz_new
-    np.testing.assert_array_equal(state[2].numpy(), [5, 5])
+    np.testing.assert_array_equal(weights.numpy(), [[1, 1], [1, 1]])
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)

@@ -22,6 +22,7 @@ class Picard:
     """Damped Picard iteration; `damping` α in (0, 1], 1 is the plain iteration."""
 
     damping: float = 1.0
+    restarts = False
 
     def init(self, z: tf.Tensor, fz: tf.Tensor) -> Tuple:
         """No state."""
@@ -29,9 +30,11 @@ class Picard:
 
     def propose(self, z: tf.Tensor, fz: tf.Tensor, state: Tuple) -> tf.Tensor:
         """The next iterate, [batch, n]."""
+        if self.damping == 1.0:
+            return fz
         return (1.0 - self.damping) * z + self.damping * fz
 
     def update(self, state: Tuple, z: tf.Tensor, fz: tf.Tensor, z_new: tf.Tensor,
-               fz_new: tf.Tensor) -> Tuple:
+               fz_new: tf.Tensor, restart: tf.Tensor) -> Tuple:
         """No state."""
         return ()

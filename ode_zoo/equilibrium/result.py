@@ -37,10 +37,16 @@ class FixedPointResult(NamedTuple):
 
 
 def row_norm(x: tf.Tensor) -> tf.Tensor:
-    """L2 norm of each row of x [batch, n], scaled so that squares cannot overflow."""
-    scale = tf.reduce_max(tf.abs(x), axis=-1)
-    safe = tf.where(scale > 0, scale, tf.ones_like(scale))
-    return scale * tf.norm(x / safe[:, None], axis=-1)
+    """L2 norm of each row of x [batch, n]; rescaled (a second pass) only when a sum of
+    squares overflows, so that it cannot."""
+    plain = tf.norm(x, axis=-1)
+
+    def rescaled() -> tf.Tensor:
+        scale = tf.reduce_max(tf.abs(x), axis=-1)
+        safe = tf.where(scale > 0, scale, tf.ones_like(scale))
+        return tf.where(tf.math.is_inf(plain), scale * tf.norm(x / safe[:, None], axis=-1), plain)
+
+    return tf.cond(tf.reduce_any(tf.math.is_inf(plain)), rescaled, lambda: plain)
 
 
 def residual_norms(z: tf.Tensor, fz: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:

@@ -53,7 +53,10 @@ def fixed_point(f: Callable[[tf.Tensor], tf.Tensor], z0: tf.Tensor, *, method: s
     Runs one `tf.while_loop` with static shapes: works eagerly, in `tf.function`
     and with `jit_compile=True`. Nothing is raised inside the loop: an element
     that does not converge reports `converged=False` after `max_iter`
-    iterations. No gradient is meant to flow through the iterations (call it
+    iterations (or earlier only where f returned inf or NaN). With "broyden" or
+    "anderson", an element whose residual stalls (no new best in 10 iterations)
+    or jumps (10 times its best) restarts from its best iterate with an empty
+    history, so limited memory never ends a solve early. No gradient is meant to flow through the iterations (call it
     under `tf.stop_gradient` or a tape that does not watch).
 
     Args:
