@@ -233,3 +233,32 @@ def test_ctrl_c_stops_ode_zoo_train_with_a_checkpoint_to_resume_from(tmp_path):
                  epochs]) == 0
     history = json.loads((run / "history.json").read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, state["epoch"] + 2))
+
+
+def test_two_fresh_runs_of_one_recipe_give_the_same_weights_and_history(tmp_path):
+    config = _tiny_flow(tmp_path)
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        keras.utils.set_random_seed(123 if run == runs[0] else 456)   # the recipe's seed wins
+        assert main(["train", str(config), "--run-dir", str(run)]) == 0
+    first, second = (json.loads((run / "history.json").read_text())["history"] for run in runs)
+    assert first == second
+    with np.load(runs[0] / "checkpoint.npz") as a, np.load(runs[1] / "checkpoint.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in set(a.files) - {"state"}:                  # "state": progress and clock
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_export_to_a_relative_path_and_a_failed_check_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def failing_check(*args, **kwargs):
+        raise RuntimeError("the serving check failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("ode_zoo.zoo.publish.check_serving", failing_check)
+        with pytest.raises(RuntimeError, match="the serving check failed"):
+            main(["export", "ffjord_toy_8gaussians", "--output", "serving"])
+    assert not list((tmp_path / "serving").glob("*"))            # nothing half-made
+    assert main(["export", "ffjord_toy_8gaussians", "--output", "serving"]) == 0  # retry
+    assert (tmp_path / "serving" / "1" / "saved_model.pb").is_file()
