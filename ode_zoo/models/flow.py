@@ -18,7 +18,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -55,6 +55,8 @@ class FlowModel(ZooModel, keras.Model):
     headline_metrics: ClassVar[Tuple[str, ...]] = ("test_nll", "test_forward_nfe")
     picture: ClassVar[Optional[str]] = "density"
     default_solver: ClassVar[Optional[Solver]] = None
+    # Eager `log_prob`/`sample` of more examples than this go in batches with progress.
+    eager_batch_size: ClassVar[int] = 10_000
 
     def __init__(self, solver: SolverLike = None, eval_solver: SolverLike = None,
                  **kwargs: Any) -> None:
@@ -85,6 +87,8 @@ class FlowModel(ZooModel, keras.Model):
     def log_prob(self, x: Any) -> tf.Tensor:
         """log p(x) in nats [N] of a batch x [N, *event_shape] (`check_points` refuses
         other shapes and dtypes); a batch of no examples gives an empty result.
+        Eagerly, a batch of more than `eager_batch_size` examples (a whole test set)
+        is solved in batches of that size behind a progress bar, as `predict` does.
 
         Example:
             >>> import ode_zoo
@@ -93,15 +97,32 @@ class FlowModel(ZooModel, keras.Model):
             TensorShape([0])
         """
         x = self.check_points(x)
-        return tf.zeros([0]) if has_no_examples(x) else self.checked_log_prob(x)
+        if has_no_examples(x):
+            return tf.zeros([0])
+        return self._in_eager_batches(self.checked_log_prob, x, "example")
 
     def sample(self, z: Any) -> tf.Tensor:
         """The data points [N, *event_shape] of base noise z [N, D] (`check_noise`
-        refuses other shapes and dtypes); no noise gives an empty result."""
+        refuses other shapes and dtypes); no noise gives an empty result. Eagerly,
+        more than `eager_batch_size` of them are drawn in batches behind a progress bar."""
         z = self.check_noise(z)
         if has_no_examples(z):
             return tf.zeros([0, *self.event_shape])
-        return self.checked_sample(z)
+        return self._in_eager_batches(self.checked_sample, z, "sample")
+
+    def _in_eager_batches(self, solve: Callable[[tf.Tensor], tf.Tensor], batch: tf.Tensor,
+                          unit: str) -> tf.Tensor:
+        """`solve(batch)`; eagerly, for more than `eager_batch_size` examples, the
+        concatenation of `solve` on consecutive slices of that size, with a progress bar."""
+        size, count = self.eager_batch_size, int(batch.shape[0] or 0)
+        if not tf.executing_eagerly() or count <= size:
+            return solve(batch)
+        bar = keras.utils.Progbar(count, unit_name=unit)
+        parts = []
+        for start in range(0, count, size):
+            parts.append(solve(batch[start:start + size]))
+            bar.add(int(parts[-1].shape[0]))
+        return tf.concat(parts, 0)
 
     def checked_log_prob(self, x: tf.Tensor) -> tf.Tensor:
         """`log_prob` of a checked batch of at least one example."""
@@ -182,6 +203,7 @@ class ImageFlowModel(FlowModel):
     headline_metrics: ClassVar[Tuple[str, ...]] = (
         "test_bits_per_dim", "test_sample_confident_share", "test_forward_nfe")
     picture: ClassVar[Optional[str]] = "image_grid"
+    eager_batch_size: ClassVar[int] = 500
 
     def __init__(self, image_shape: Sequence[int] = (28, 28, 1), **kwargs: Any) -> None:
         super().__init__(**kwargs)
