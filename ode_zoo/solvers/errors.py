@@ -156,8 +156,8 @@ def solver_errors() -> Iterator[None]:
         >>> from ode_zoo import odeint
         >>> try:
         ...     with solver_errors():
-        ...         tf.function(lambda: odeint(lambda t, y: -y, tf.ones([1]), [0.0, 9.0],
-        ...                                    max_num_steps=2), jit_compile=True)()
+        ...         ys = tf.function(lambda: odeint(lambda t, y: -y, tf.ones([1]), [0.0, 9.0],
+        ...                                         max_num_steps=2), jit_compile=True)()
         ... except ODESolverError as error:
         ...     print(type(error).__name__)
         MaxStepsExceededError
