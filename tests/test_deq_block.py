@@ -146,7 +146,40 @@ def test_gradient_graph_does_not_differentiate_the_forward_loop(gradient, loops)
         return tape.gradient(loss, [x, *block.cell.trainable_variables])
 
     graph = grad.get_concrete_function(tf.TensorSpec((3, 4), tf.float64)).graph
-    assert sum("While" in op.type for op in graph.get_operations()) == loops
+    assert len(while_loops(graph)) == loops
+
+
+def while_loops(graph):
+    """Op types of the while loops in `graph` and every function it calls (a jitted
+    forward solve is a function of its own), those loops' bodies excluded."""
+    library = graph.as_graph_def().library.function
+    nodes = [*graph.as_graph_def().node, *(n for f in library for n in f.node_def)]
+    return [n.op for n in nodes if "While" in n.op]
+
+
+def xla_functions(graph):
+    return [f.signature.name for f in graph.as_graph_def().library.function
+            if f.attr["_XlaMustCompile"].b]
+
+
+def test_traced_forward_solve_is_compiled_with_xla_unless_portable_or_disabled():
+    """`jit_forward` (default): a traced call solves in an XLA function and gives the
+    graph-mode equilibrium; eager calls, `jit_forward=False` and graphs traced inside
+    `portable_graphs()` (serving exports) contain no XLA function."""
+    from ode_zoo.layers.portable import portable_graphs
+    spec = tf.TensorSpec((3, 4), tf.float64)
+    jitted, plain = make_block(), make_block(jit_forward=False)
+    plain.cell.set_weights(jitted.cell.get_weights())
+    assert len(xla_functions(tf.function(jitted).get_concrete_function(spec).graph)) == 1
+    assert xla_functions(tf.function(plain).get_concrete_function(spec).graph) == []
+    with portable_graphs():
+        assert xla_functions(tf.function(jitted).get_concrete_function(spec).graph) == []
+    x = tf.constant(X)
+    np.testing.assert_allclose(tf.function(jitted)(x).numpy(), tf.function(plain)(x).numpy(),
+                               rtol=1e-9)
+    np.testing.assert_allclose(jitted(x).numpy(), plain(x).numpy(), rtol=1e-9)
+    for got, want in zip(tf.function(lambda: gradients(jitted))(), gradients(plain)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-8)
 
 
 def test_non_contractive_cell_reports_non_convergence_and_warns_eagerly():

@@ -70,6 +70,10 @@ def _python_op(meta_graph) -> None:
     meta_graph.graph_def.library.function[0].node_def.add(name="f", op="EagerPyFunc")
 
 
+def _xla(meta_graph) -> None:
+    meta_graph.graph_def.library.function[0].attr["_XlaMustCompile"].b = True
+
+
 def _tags(meta_graph) -> None:
     meta_graph.meta_info_def.ClearField("tags")
     meta_graph.meta_info_def.tags.append("train")
@@ -79,8 +83,9 @@ def _tags(meta_graph) -> None:
     (_method, "method 'tensorflow/serving/classify', not 'tensorflow/serving/predict'"),
     (_fixed_batch, "input 'images' of 'serving_default' is not batch-major"),
     (_python_op, r"Python-function ops \['EagerPyFunc'\]"),
+    (_xla, "XLA-compiled functions .* --xla_cpu_compilation_enabled"),
     (_tags, "no meta graph with tag 'serve'"),
-], ids=["method", "batch-major", "python-op", "tag"])
+], ids=["method", "batch-major", "python-op", "xla", "tag"])
 def test_static_check_rejects_what_tf_serving_cannot_serve(exported, tmp_path: Path,
                                                            mutate, message: str) -> None:
     with pytest.raises(ServingCheckError, match=message):

@@ -42,7 +42,7 @@ ROWS: Dict[str, Dict[str, Any]] = {
     "latent_ode_physionet": dict(units=4, latent_dim=2, encoder_field_units=[4],
                                  decoder_field_units=[4]),
 }
-SERVED = ("odenet_mnist", "ffjord_toy_8gaussians", "cfm_mnist", "ode2vae_mocap",
+SERVED = ("odenet_mnist", "deq_mnist", "ffjord_toy_8gaussians", "cfm_mnist", "ode2vae_mocap",
           "odernn_physionet", "latent_ode_physionet")
 PIXEL_MODELS = ("odenet_mnist", "deq_mnist", "ffjord_mnist", "cfm_mnist", "ode2vae_rotmnist")
 

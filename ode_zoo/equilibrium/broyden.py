@@ -65,7 +65,7 @@ def apply(u: tf.Tensor, v: tf.Tensor, weights: tf.Tensor, x: tf.Tensor) -> tf.Te
 class Broyden:
     """Good Broyden with `memory` rank-one terms per batch element."""
 
-    memory: int = 20
+    memory: int = 10
     restarts = True
 
     def init(self, z: tf.Tensor, fz: tf.Tensor) -> BroydenState:

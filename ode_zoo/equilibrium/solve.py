@@ -69,7 +69,7 @@ def fixed_point(f: Callable[[tf.Tensor], tf.Tensor], z0: tf.Tensor, *, method: s
       tol: an element has converged when its stopping residual is <= tol.
       max_iter: iterations at most (f is evaluated max_iter + 1 times at most).
       stop_mode: "rel" stops on ‖f(z) − z‖ / ‖f(z)‖, "abs" on ‖f(z) − z‖.
-      memory: broyden: rank-one terms kept (default 20); anderson: past
+      memory: broyden: rank-one terms kept (default 10); anderson: past
         iterates kept (default 5).
       damping: anderson β and picard α in (0, 1] (default 1.0).
       regularization: anderson λ >= 0, relative to the mean squared residual

@@ -31,6 +31,7 @@ from ode_zoo.models.batches import assert_batch_shape, has_no_examples
 from ode_zoo.models.base import Endpoint, Requests, ZooModel, spec
 from ode_zoo.models.pixel_inputs import check_pixel_images
 from ode_zoo.solvers import Solver, SolverLike
+from ode_zoo.solvers.errors import solver_errors
 from ode_zoo.solvers.solver import solver_settings
 
 # FFJORD's and RNODE's evaluation protocol: dopri5 at rtol = atol = 1e-5.
@@ -87,8 +88,10 @@ class FlowModel(ZooModel, keras.Model):
     def log_prob(self, x: Any) -> tf.Tensor:
         """log p(x) in nats [N] of a batch x [N, *event_shape] (`check_points` refuses
         other shapes and dtypes); a batch of no examples gives an empty result.
-        Eagerly, a batch of more than `eager_batch_size` examples (a whole test set)
-        is solved in batches of that size behind a progress bar, as `predict` does.
+        Eagerly, the solve runs as a traced graph (`tf.function`, as in `predict`:
+        an eager dopri5 loop through a U-Net field costs several times more), and a
+        batch of more than `eager_batch_size` examples (a whole test set) is solved
+        in batches of that size behind a progress bar.
 
         Example:
             >>> import ode_zoo
@@ -104,7 +107,8 @@ class FlowModel(ZooModel, keras.Model):
     def sample(self, z: Any) -> tf.Tensor:
         """The data points [N, *event_shape] of base noise z [N, D] (`check_noise`
         refuses other shapes and dtypes); no noise gives an empty result. Eagerly,
-        more than `eager_batch_size` of them are drawn in batches behind a progress bar."""
+        as a traced graph, and more than `eager_batch_size` of them in batches behind
+        a progress bar."""
         z = self.check_noise(z)
         if has_no_examples(z):
             return tf.zeros([0, *self.event_shape])
@@ -112,17 +116,31 @@ class FlowModel(ZooModel, keras.Model):
 
     def _in_eager_batches(self, solve: Callable[[tf.Tensor], tf.Tensor], batch: tf.Tensor,
                           unit: str) -> tf.Tensor:
-        """`solve(batch)`; eagerly, for more than `eager_batch_size` examples, the
-        concatenation of `solve` on consecutive slices of that size, with a progress bar."""
-        size, count = self.eager_batch_size, int(batch.shape[0] or 0)
-        if not tf.executing_eagerly() or count <= size:
+        """`solve(batch)`; eagerly, `solve` traced once per method (a failed solve
+        raises its `ODESolverError` as it would eagerly) and, for more than
+        `eager_batch_size` examples, run on consecutive slices of that size with a
+        progress bar, the results concatenated."""
+        if not tf.executing_eagerly():
             return solve(batch)
-        bar = keras.utils.Progbar(count, unit_name=unit)
+        traced = self._traced_solves.setdefault(
+            solve.__name__, tf.function(solve, reduce_retracing=True))
+        size, count = self.eager_batch_size, int(batch.shape[0] or 0)
+        bar = keras.utils.Progbar(count, unit_name=unit) if count > size else None
         parts = []
-        for start in range(0, count, size):
-            parts.append(solve(batch[start:start + size]))
-            bar.add(int(parts[-1].shape[0]))
-        return tf.concat(parts, 0)
+        with solver_errors():
+            for start in range(0, count, size):
+                parts.append(traced(batch[start:start + size]))
+                if bar is not None:
+                    bar.add(int(parts[-1].shape[0]))
+        return parts[0] if len(parts) == 1 else tf.concat(parts, 0)
+
+    @property
+    def _traced_solves(self) -> Dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+        """The graphs of eager `log_prob`/`sample` calls, by method name; kept out of
+        Keras' and TF's object tracking (a SavedModel export must not save them)."""
+        if "_eager_graphs" not in self.__dict__:
+            object.__setattr__(self, "_eager_graphs", {})
+        return self.__dict__["_eager_graphs"]
 
     def checked_log_prob(self, x: tf.Tensor) -> tf.Tensor:
         """`log_prob` of a checked batch of at least one example."""

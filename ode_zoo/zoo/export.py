@@ -33,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ode_zoo.layers.portable import portable_graphs
 from ode_zoo.models.base import Endpoint
 
 
@@ -75,15 +76,16 @@ def export(model: keras.Model, directory: Union[str, os.PathLike], version: int 
     model.build_variables()
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, endpoint in endpoints(model).items():
-        archive.add_endpoint(name, endpoint.function,
-                             input_signature=list(endpoint.inputs.values()))
     staging = directory / f".tmp-{version}-{os.getpid()}"
     try:
-        # Custom gradients (the adjoint's) are not saved: serving needs no gradients, and
-        # saving them fails on the adjoint's backward-NFE metric variable.
-        archive.write_out(str(staging), verbose=False,
-                          options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+        with portable_graphs():       # TF Serving runs no XLA unless asked to
+            for name, endpoint in endpoints(model).items():
+                archive.add_endpoint(name, endpoint.function,
+                                     input_signature=list(endpoint.inputs.values()))
+            # Custom gradients (the adjoint's) are not saved: serving needs no gradients,
+            # and saving them fails on the adjoint's backward-NFE metric variable.
+            archive.write_out(str(staging), verbose=False, options=tf.saved_model.SaveOptions(
+                experimental_custom_gradients=False))
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

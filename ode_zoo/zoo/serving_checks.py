@@ -55,6 +55,13 @@ def _ops(meta_graph) -> List[str]:
     return ops
 
 
+def _xla_functions(meta_graph) -> List[str]:
+    """Names of the library functions marked for XLA compilation (`jit_compile=True`)."""
+    marks = ("_XlaMustCompile", "_XlaCompile")
+    return sorted(function.signature.name for function in meta_graph.graph_def.library.function
+                  if any(function.attr[mark].b for mark in marks if mark in function.attr))
+
+
 def check_static(version_dir: PathLike) -> Dict[str, Dict[str, List[str]]]:
     """Check the serving contract from `saved_model.pb`; returns each signature's
     input and output names. Raises ServingCheckError listing every problem."""
@@ -74,6 +81,10 @@ def check_static(version_dir: PathLike) -> Dict[str, Dict[str, List[str]]]:
     python_ops = sorted(PYTHON_OPS & set(_ops(meta_graph)))
     if python_ops:
         problems.append(f"Python-function ops {python_ops} (TF Serving has no Python)")
+    xla = _xla_functions(meta_graph)
+    if xla:
+        problems.append(f"XLA-compiled functions {xla[:3]} (TF Serving runs them only when "
+                        "started with --xla_cpu_compilation_enabled)")
     if "serving_default" not in meta_graph.signature_def:
         problems.append(f"no 'serving_default' signature; signatures are "
                         f"{sorted(meta_graph.signature_def)}")
