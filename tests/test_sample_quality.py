@@ -87,7 +87,7 @@ def test_shipped_classifier_reads_real_digits_and_rejects_noise() -> None:
     assert real["real_frechet_distance"] == fake["real_frechet_distance"]
 
 
-def test_evaluate_model_reports_sample_quality_when_the_config_asks() -> None:
+def test_evaluate_model_reports_sample_quality_when_the_config_asks(tmp_path) -> None:
     _mnist_or_skip()
     model = ode_zoo.load("ffjord_mnist", load_weights=False, hidden_filters=[4],
                          eval_solver={"method": "rk4", "num_steps": 1})
@@ -99,3 +99,6 @@ def test_evaluate_model_reports_sample_quality_when_the_config_asks() -> None:
             "test_sample_frechet_distance", "test_real_frechet_distance",
             "test_sample_frechet_ratio"} <= set(metrics)
     assert metrics["test_sample_confident_share"] < 0.5         # an untrained flow: noise
+    # Resumable (as publish runs it): the same numbers, the samples saved on the way.
+    assert evaluate_model(model, config, verbose=0, state_dir=tmp_path) == pytest.approx(metrics)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.npz", "samples.npz"]

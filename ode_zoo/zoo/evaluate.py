@@ -16,16 +16,21 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import keras
 
 from ode_zoo.zoo.recipes import evaluation_data
+from ode_zoo.zoo.resumable import MetricCheckpoint, evaluation_key, recorded_results
 from ode_zoo.zoo.sample_quality import model_sample_quality
 
 # Relative tolerance for "reproduces": deterministic CPU evaluation gives the
 # same counts; float summation order may move losses in the last digits.
 REPRODUCE_RTOL = 1e-4
+
+PathLike = Union[str, os.PathLike]
 
 # (name or `_`-suffix of a logged metric, its name in metadata), most specific first.
 SOLVER_COUNTS = (("backward_nfe", "backward_nfe"), ("nfe", "forward_nfe"),
@@ -42,19 +47,28 @@ def solver_count_key(name: str) -> Optional[str]:
 
 
 def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[str] = None,
-                   data_dir: Optional[str] = None, verbose: int = 1) -> Dict[str, float]:
+                   data_dir: Optional[str] = None, verbose: int = 1,
+                   state_dir: Optional[PathLike] = None) -> Dict[str, float]:
     """Metrics of `model` on the config's evaluation split, prefixed by the split name,
     with those the model derives from them (`derived_metrics`, e.g. a classifier's error),
     those it measures itself on the split (`evaluation_metrics`, e.g. a Latent ODE's
     held-out interpolation) and, where the config's evaluation has `sample_quality`
     (MNIST image flows), the digit classifier's measures of the model's samples
-    (`model_sample_quality`)."""
+    (`model_sample_quality`). With `state_dir`, the evaluation and the samples save
+    their progress there after every batch and a rerun with the same weights and
+    config continues from it (`ode_zoo.zoo.resumable`)."""
     split = split or config["evaluation"].get("split", config["dataset"]["test_split"])
     data = evaluation_data(config, split, data_dir)
-    results = model.evaluate(data, verbose=verbose, return_dict=True)
-    # Training-only metrics (backward solves, regularizers) are never updated here.
-    unrecorded = {m.name for m in model.metrics if hasattr(m, "count") and float(m.count) == 0}
-    results = {k: v for k, v in results.items() if k not in unrecorded}
+    state_key = None if state_dir is None else evaluation_key(model, {"config": config,
+                                                                      "split": split})
+    if state_key is None:
+        results = recorded_results(model, model.evaluate(data, verbose=verbose,
+                                                         return_dict=True))
+    else:
+        checkpoint = MetricCheckpoint(Path(state_dir) / "metrics.npz", state_key)
+        if checkpoint.done < int(data.cardinality()):
+            model.evaluate(data.skip(checkpoint.done), verbose=verbose, callbacks=[checkpoint])
+        results = checkpoint.results
     metrics = {f"{split}_{name}": float(value) for name, value in results.items()
                if not solver_count_key(name)}
     for name, value in results.items():                # solver counts after the others
@@ -65,7 +79,8 @@ def evaluate_model(model: keras.Model, config: Dict[str, Any], split: Optional[s
     metrics.update(model.evaluation_metrics(data, split))
     quality = config["evaluation"].get("sample_quality")
     if quality:
-        metrics.update(model_sample_quality(model, quality, split, data_dir, verbose))
+        cache = None if state_key is None else (Path(state_dir) / "samples.npz", state_key)
+        metrics.update(model_sample_quality(model, quality, split, data_dir, verbose, cache))
     return metrics
 
 

@@ -33,6 +33,7 @@ from ode_zoo.zoo.serving_checks import check_serving
 from ode_zoo.zoo.versions import SERVING, next_version
 
 SERVING_CHECK_EXAMPLES = 16
+EVALUATION = "evaluation"      # a run's saved evaluation progress, while publishing
 TRAINING_HISTORY = "training_history.json"   # the run's per-epoch metrics, kept with the preset
 # A fixed-point solver's settings, recorded for models without an ODE `Solver` (DEQs).
 FIXED_POINT_KEYS = ("method", "tol", "max_iter")
@@ -127,7 +128,9 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
             data_dir: Optional[str] = None) -> Path:
     """Evaluate the run's best weights and write them as the next version of the
     entry `output` (default: saved_models/<name>): its preset and serving export.
-    Returns the new version's preset folder, named by its number."""
+    Returns the new version's preset folder, named by its number. The evaluation saves
+    its progress in `run_dir/evaluation/` after every batch, so publishing again after
+    an interruption continues it (`ode_zoo.zoo.resumable`); a success removes it."""
     config = load_config(name)
     run_dir = Path(run_dir)
     weights = run_dir / BEST_WEIGHTS
@@ -138,7 +141,8 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
     next_version(entry)                  # an entry in the old layout fails before evaluating
     record = json.loads((run_dir / HISTORY).read_text())
     model = load_run_weights(config, weights)
-    metrics = evaluate_model(model, config, data_dir=data_dir)
+    # A long evaluation saves its progress in the run: an interrupted publish continues.
+    metrics = evaluate_model(model, config, data_dir=data_dir, state_dir=run_dir / EVALUATION)
     training = config["training"]
     version = next_version(entry)
     metadata = {
@@ -163,8 +167,10 @@ def publish(name: str, run_dir: PathLike, output: Optional[PathLike] = None,
     served = export_and_check(model, entry / SERVING, version=version, data_dir=data_dir)
     try:
         # Written whole under a temporary name, then renamed: never over an existing version.
-        return save_to_preset(model, entry / str(version), metadata,
-                              extra_files={TRAINING_HISTORY: run_dir / HISTORY})
+        preset = save_to_preset(model, entry / str(version), metadata,
+                                extra_files={TRAINING_HISTORY: run_dir / HISTORY})
     except BaseException:
         shutil.rmtree(served, ignore_errors=True)
         raise
+    shutil.rmtree(run_dir / EVALUATION, ignore_errors=True)
+    return preset

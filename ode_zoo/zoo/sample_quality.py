@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from ode_zoo.datasets import load_mnist
+from ode_zoo.zoo.resumable import resumable_batches
 
 CLASSIFIER_WEIGHTS = Path(__file__).with_name("assets") / "mnist_digit_classifier.weights.h5"
 CONFIDENCE = 0.9            # a sample is "read as a digit" at this class probability
@@ -111,18 +112,19 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 
 def draw_samples(model: keras.Model, count: int, seed: int = 0, batch_size: int = 500,
-                 verbose: int = 1) -> np.ndarray:
+                 verbose: int = 1, cache: Optional[Tuple[Path, str]] = None) -> np.ndarray:
     """`count` samples of an image flow from seeded base noise, drawn in batches
-    with a progress bar."""
+    with a progress bar; with `cache` (a path and a key), saved after every batch
+    and continued from there (`resumable_batches`)."""
     sample = tf.function(model.sample)
-    bar = keras.utils.Progbar(count, verbose=verbose, unit_name="sample")
-    drawn = []
-    for start in range(0, count, batch_size):
-        size = min(batch_size, count - start)
-        z = tf.random.stateless_normal([size, model.dim], [seed, start])
-        drawn.append(sample(z).numpy())
-        bar.add(size)
-    return np.concatenate(drawn)
+
+    def batch(index: int) -> np.ndarray:
+        start = index * batch_size
+        z = tf.random.stateless_normal([min(batch_size, count - start), model.dim],
+                                       [seed, start])
+        return sample(z).numpy()
+
+    return resumable_batches(-(-count // batch_size), batch, cache, verbose)
 
 
 def sample_quality(samples: np.ndarray, test_images: np.ndarray, train_images: np.ndarray,
@@ -148,12 +150,14 @@ def sample_quality(samples: np.ndarray, test_images: np.ndarray, train_images: n
 
 
 def model_sample_quality(model: keras.Model, settings: Dict[str, Any], split: str = "test",
-                         data_dir: Optional[str] = None, verbose: int = 1) -> Dict[str, float]:
+                         data_dir: Optional[str] = None, verbose: int = 1,
+                         cache: Optional[Tuple[Path, str]] = None) -> Dict[str, float]:
     """`sample_quality` of a zoo image flow by its config's `settings` (`samples`,
-    `seed`, `batch_size`), against MNIST's `split`; keys prefixed by the split."""
+    `seed`, `batch_size`), against MNIST's `split`; keys prefixed by the split.
+    `cache`: see `draw_samples`."""
     samples = draw_samples(model, int(settings.get("samples", 10_000)),
                            int(settings.get("seed", 0)), int(settings.get("batch_size", 500)),
-                           verbose)
+                           verbose, cache)
     test_images, _ = load_mnist(split, data_dir=data_dir)
     train_images, _ = load_mnist("train", data_dir=data_dir)
     measures = sample_quality(samples, test_images, train_images[:YARDSTICK_SIZE])
