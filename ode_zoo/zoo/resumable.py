@@ -17,13 +17,15 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
+
+from ode_zoo.training.checkpoints import atomic_write, metric_variables
 
 
 def evaluation_key(model: keras.Model, settings: Dict[str, Any]) -> str:
@@ -35,12 +37,11 @@ def evaluation_key(model: keras.Model, settings: Dict[str, Any]) -> str:
 
 
 def _save(path: Path, arrays: Dict[str, np.ndarray]) -> None:
-    """Write the .npz whole under a temporary name, then rename it over `path`."""
+    """Write the .npz whole through `atomic_write` (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(staging, "wb") as handle:
-        np.savez(handle, **arrays)
-    staging.replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(str(path), buffer.getvalue())
 
 
 def _load(path: Path, key: str) -> Optional[Dict[str, np.ndarray]]:
@@ -78,11 +79,12 @@ class MetricCheckpoint(keras.callbacks.Callback):
         saved = _load(self.path, key) or {}
         self.done = int(saved.get("done", 0))
         self.results: Dict[str, float] = json.loads(str(saved.get("results", "{}")))
-        self.saved = [saved[f"v{i}"] for i in range(len(saved) - 2)] if saved else None
+        states = sum(name.startswith("v") for name in saved)
+        self.saved = [saved[f"v{i}"] for i in range(states)] if saved else None
         self._base = self.done
 
     def on_test_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
-        variables = self.model.metrics_variables
+        variables = metric_variables(self.model)       # each shared variable once
         if batch == 0 and self.saved is not None:
             if len(self.saved) != len(variables):
                 raise ValueError(f"{self.path} holds {len(self.saved)} metric states, the "
